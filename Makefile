@@ -1,0 +1,51 @@
+# multisteal — set-up, demo, tests and benchmarks. Every target creates .venv if needed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+export OMP_NUM_THREADS ?= 2
+export MKL_NUM_THREADS ?= 2
+export MPLBACKEND ?= Agg
+
+.PHONY: demo test test-all lint typecheck bench install install-test clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# torch is pinned (torch==2.13.0) in pyproject.toml, so it is installed by the same command as
+# everything else and a CPU build is used.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+demo: $(VENV)/.installed
+	$(BIN)/multisteal audit --dataset adult --target mlp --attack pool \
+		--budget 250,1000,4000 --output probabilities --explorer dropout \
+		--epsilon 0.005,0.01,0.02 --out runs/demo
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck: $(VENV)/.installed-test
+	$(BIN)/mypy
+
+# pytest exits 5 when it collects no test: that is a failure here, reported as exit 1.
+test: lint typecheck
+	$(BIN)/python -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests were collected"; exit 1; fi; exit $$rc
+
+test-all: lint typecheck
+	$(BIN)/python -m pytest -q -m "slow or not slow"; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests were collected"; exit 1; fi; exit $$rc
+
+bench: $(VENV)/.installed
+	$(BIN)/python benchmarks/bench_metrics.py
+
+clean:
+	rm -rf $(VENV) runs .mypy_cache .ruff_cache .pytest_cache

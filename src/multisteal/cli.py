@@ -1,0 +1,188 @@
+"""The ``multisteal`` command line."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from multisteal.errors import MultistealError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Steal a classifier through its query API and audit the Rashomon set of its surrogates.",
+)
+console = Console(stderr=True)
+
+BAD_INT_LIST = "{option} must be comma-separated whole numbers, got {value!r}."
+BAD_FLOAT_LIST = "{option} must be comma-separated numbers, got {value!r}."
+
+
+class CLIError(MultistealError):
+    """A command-line argument is malformed."""
+
+
+def _ints(option: str, value: str) -> list[int]:
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise CLIError(BAD_INT_LIST.format(option=option, value=value)) from None
+
+
+def _floats(option: str, value: str) -> list[float]:
+    try:
+        return [float(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise CLIError(BAD_FLOAT_LIST.format(option=option, value=value)) from None
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(
+        f"[bold red]Error:[/bold red] {message}", highlight=False, markup=True, soft_wrap=True
+    )
+    return typer.Exit(code=2)
+
+
+@app.command()
+def audit(
+    out: Annotated[Path, typer.Option(help="Run directory to write.")] = Path("runs/audit"),
+    dataset: Annotated[
+        str | None, typer.Option(help="Bundled dataset: adult, compas, german_credit.")
+    ] = None,
+    csv: Annotated[Path | None, typer.Option(help="Your own data as a CSV file.")] = None,
+    label: Annotated[str | None, typer.Option(help="Label column of --csv.")] = None,
+    sensitive: Annotated[
+        str | None, typer.Option(help="Sensitive columns of --csv, comma-separated.")
+    ] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Folder with dataset files.")] = None,
+    target: Annotated[str, typer.Option(help="Target model: logistic, mlp, gboost.")] = "mlp",
+    attack: Annotated[str, typer.Option(help="Attack: pool, synthetic.")] = "pool",
+    budget: Annotated[
+        str, typer.Option(help="Query budgets in rows, comma-separated.")
+    ] = "250,1000,4000",
+    output: Annotated[
+        str, typer.Option(help="API output: probabilities, top-k, label, rounded.")
+    ] = "probabilities",
+    top_k: Annotated[int, typer.Option(help="k of the top-k output.")] = 1,
+    decimals: Annotated[int, typer.Option(help="Decimals of the rounded output.")] = 2,
+    surrogate: Annotated[str, typer.Option(help="Surrogate: mlp, logistic.")] = "mlp",
+    labels: Annotated[str, typer.Option(help="Surrogate labels: auto, hard, soft.")] = "auto",
+    explorer: Annotated[str, typer.Option(help="Rashomon explorer: dropout, retrain.")] = "dropout",
+    epsilon: Annotated[str, typer.Option(help="ε values, comma-separated.")] = "0.005,0.01,0.02",
+    criterion: Annotated[
+        str, typer.Option(help="Rashomon criterion: transcript, test-fidelity, test-loss.")
+    ] = "transcript",
+    dropout_kind: Annotated[str, typer.Option(help="bernoulli or gaussian.")] = "bernoulli",
+    dropout_semantics: Annotated[str, typer.Option(help="per-member or per-pass.")] = "per-member",
+    p_max: Annotated[float | None, typer.Option(help="Largest dropout rate of the grid.")] = None,
+    n_rates: Annotated[int, typer.Option(help="Points of the dropout rate grid.")] = 21,
+    members_per_rate: Annotated[int, typer.Option(help="Dropout members per rate.")] = 10,
+    retrain_members: Annotated[int, typer.Option(help="Members of the retrain explorer.")] = 20,
+    bootstrap: Annotated[bool, typer.Option(help="Retrain on bootstrap resamples.")] = False,
+    holdout: Annotated[float, typer.Option(help="Held-out share of the transcript.")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Seed of every random step.")] = 0,
+    threads: Annotated[int, typer.Option(help="Torch threads.")] = 2,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Steal a target, explore the Rashomon set of its surrogates and write a run directory."""
+    from multisteal.experiments import config_error_message, load_config, run_audit
+    from multisteal.experiments.io import write_run
+    from multisteal.report import write_report
+
+    started = time.perf_counter()
+    try:
+        raw: dict[str, Any] = {
+            "dataset": dataset if (dataset or csv) else "adult",
+            "csv": csv,
+            "label": label,
+            "sensitive": [s.strip() for s in sensitive.split(",") if s.strip()]
+            if sensitive
+            else None,
+            "data_dir": data_dir,
+            "target": target,
+            "attack": attack,
+            "budgets": _ints("--budget", budget),
+            "output": output,
+            "top_k": top_k,
+            "decimals": decimals,
+            "surrogate": surrogate,
+            "labels": labels,
+            "explorer": explorer,
+            "epsilons": _floats("--epsilon", epsilon),
+            "criterion": criterion,
+            "dropout": {
+                "kind": dropout_kind,
+                "semantics": dropout_semantics,
+                "p_max": p_max,
+                "n_rates": n_rates,
+                "members_per_rate": members_per_rate,
+            },
+            "retrain": {"n_members": retrain_members, "bootstrap": bootstrap},
+            "holdout_fraction": holdout,
+            "seed": seed,
+            "threads": threads,
+        }
+        config = load_config(raw)
+        steps = 2 + 4 * len(config.budgets)
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=quiet,
+        ) as bar:
+            task = bar.add_task("audit", total=steps)
+
+            def progress(message: str) -> None:
+                bar.update(task, description=message, advance=1)
+
+            result = run_audit(config, progress=progress)
+            bar.update(task, description="writing run directory", completed=steps)
+            write_run(result, out)
+            write_report(out)
+    except ValidationError as exc:
+        raise _fail(config_error_message(exc)) from None
+    except MultistealError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"Wrote {out} in {time.perf_counter() - started:.1f} s", highlight=False)
+    summary = (out / "summary.md").read_text()
+    typer.echo(summary)
+
+
+@app.command()
+def datasets() -> None:
+    """List the bundled datasets."""
+    from multisteal.data import DATASETS
+
+    for name, spec in DATASETS.items():
+        typer.echo(f"{name}: {getattr(spec, 'description', '')}")
+
+
+@app.command()
+def report(run: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
+    """Re-render summary.md and figures of a run directory from its tables."""
+    from multisteal.report import write_report
+
+    try:
+        paths = write_report(run)
+    except FileNotFoundError as exc:
+        raise _fail(f"{run} is not a run directory: {exc.filename} is missing.") from None
+    for path in paths:
+        typer.echo(str(path))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="multisteal")
+    sys.exit(0)

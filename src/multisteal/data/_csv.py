@@ -1,0 +1,181 @@
+"""Loading a user's own CSV file as a :class:`TabularDataset`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from multisteal.data._dataset import TabularDataset
+from multisteal.errors import DataError, DatasetNotFoundError
+
+__all__ = ["load_csv"]
+
+MISSING_CATEGORY = "missing"
+
+FILE_NOT_FOUND_MSG = "CSV file {path} does not exist."
+EMPTY_FILE_MSG = "{file} is empty."
+NO_ROWS_MSG = "{file} has a header but no data rows."
+LABEL_NOT_FOUND_MSG = "Label column {label!r} not found in {file}. Available columns: {columns}."
+SENSITIVE_NOT_FOUND_MSG = (
+    "Sensitive column {column!r} not found in {file}. Available columns: {columns}."
+)
+CATEGORICAL_NOT_FOUND_MSG = (
+    "Categorical column {column!r} not found in {file}. Available columns: {columns}."
+)
+SENSITIVE_IS_LABEL_MSG = (
+    "Column {column!r} of {file} cannot be both the label and a sensitive attribute."
+)
+NO_FEATURES_MSG = "{file} has no feature columns besides the label {label!r}."
+MISSING_LABELS_MSG = (
+    "Label column {label!r} in {file} has {count} missing value(s); drop or fill those rows first."
+)
+SINGLE_CLASS_MSG = (
+    "Label column {label!r} in {file} has a single class ({value}); at least two classes are "
+    "needed."
+)
+POSITIVE_LABEL_NOT_FOUND_MSG = (
+    "positive_label {value!r} is not a value of label column {label!r} in {file}. Values: {values}."
+)
+NOT_NUMERIC_MSG = (
+    "Column {column!r} of {file} is not numeric; list it in `categorical` to use it as a "
+    "categorical feature."
+)
+
+
+def _as_strings(series: pd.Series) -> pd.Series:
+    """String values, with missing values as the category ``"missing"``."""
+    return series.astype(object).where(series.notna(), MISSING_CATEGORY).astype(str)
+
+
+def _is_categorical_dtype(series: pd.Series) -> bool:
+    return (
+        pd.api.types.is_object_dtype(series)
+        or pd.api.types.is_string_dtype(series)
+        or pd.api.types.is_bool_dtype(series)
+        or isinstance(series.dtype, pd.CategoricalDtype)
+    )
+
+
+def load_csv(
+    path: str | os.PathLike[str],
+    *,
+    label: str,
+    sensitive: str | Sequence[str],
+    name: str | None = None,
+    positive_label: object = None,
+    categorical: Sequence[str] | None = None,
+) -> TabularDataset:
+    """Load a CSV file with a header row as a :class:`TabularDataset`.
+
+    Every column except ``label`` is a feature (sensitive columns included).
+
+    Args:
+        path: the CSV file (any compression pandas infers from the suffix).
+        label: the label column. Its values become classes ``0 .. C-1`` in sorted order; for a
+            binary label, ``positive_label`` (when given) becomes class 1. Rows with a missing
+            label are an error.
+        sensitive: the sensitive attribute column(s); their values become string group labels.
+        name: dataset name; defaults to the file name without suffix.
+        positive_label: the favourable label value; ``positive_class`` is its class index.
+            Without it, ``positive_class`` is the last class in sorted order (class 1 when
+            binary).
+        categorical: categorical feature columns; the rest must be numeric. ``None`` infers
+            them from the dtype (object, string, bool or category).
+
+    Categorical values are stored as strings, a missing one as the category ``"missing"``;
+    numerical columns are stored as floats and missing values are kept as NaN (the
+    :class:`~multisteal.data.TabularPreprocessor` rejects them, naming the column).
+
+    Raises:
+        DatasetNotFoundError: the file does not exist.
+        DataError: empty file, unknown column, missing labels, a single class, or a
+            non-numeric column that is not listed as categorical.
+    """
+    file_path = Path(path)
+    file = file_path.name
+    if not file_path.is_file():
+        raise DatasetNotFoundError(FILE_NOT_FOUND_MSG.format(path=file_path))
+    try:
+        raw = pd.read_csv(file_path)
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(EMPTY_FILE_MSG.format(file=file)) from exc
+    raw.columns = [str(c) for c in raw.columns]
+    columns = ", ".join(raw.columns)
+
+    if label not in raw.columns:
+        raise DataError(LABEL_NOT_FOUND_MSG.format(label=label, file=file, columns=columns))
+    sensitive_columns = [sensitive] if isinstance(sensitive, str) else list(sensitive)
+    for column in sensitive_columns:
+        if column == label:
+            raise DataError(SENSITIVE_IS_LABEL_MSG.format(column=column, file=file))
+        if column not in raw.columns:
+            raise DataError(
+                SENSITIVE_NOT_FOUND_MSG.format(column=column, file=file, columns=columns)
+            )
+    for column in categorical or ():
+        if column not in raw.columns or column == label:
+            raise DataError(
+                CATEGORICAL_NOT_FOUND_MSG.format(column=column, file=file, columns=columns)
+            )
+    if len(raw) == 0:
+        raise DataError(NO_ROWS_MSG.format(file=file))
+    feature_columns = [c for c in raw.columns if c != label]
+    if not feature_columns:
+        raise DataError(NO_FEATURES_MSG.format(file=file, label=label))
+
+    labels = raw[label]
+    n_missing = int(labels.isna().sum())
+    if n_missing:
+        raise DataError(MISSING_LABELS_MSG.format(label=label, file=file, count=n_missing))
+    values, codes = np.unique(labels.to_numpy(dtype=object), return_inverse=True)
+    if len(values) < 2:
+        raise DataError(SINGLE_CLASS_MSG.format(label=label, file=file, value=repr(values[0])))
+    positive_class = len(values) - 1
+    if positive_label is not None:
+        matches = [
+            i for i, v in enumerate(values) if v == positive_label or str(v) == str(positive_label)
+        ]
+        if not matches:
+            raise DataError(
+                POSITIVE_LABEL_NOT_FOUND_MSG.format(
+                    value=positive_label,
+                    label=label,
+                    file=file,
+                    values=", ".join(map(str, values)),
+                )
+            )
+        positive_class = matches[0]
+        if len(values) == 2 and positive_class == 0:
+            values = values[::-1]
+            codes = 1 - codes
+            positive_class = 1
+
+    if categorical is None:
+        cat_set = {c for c in feature_columns if _is_categorical_dtype(raw[c])}
+    else:
+        cat_set = set(categorical)
+    features = {}
+    for column in feature_columns:
+        series = raw[column]
+        if column in cat_set:
+            features[column] = _as_strings(series)
+        elif pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+            features[column] = series.astype(np.float64)
+        else:
+            raise DataError(NOT_NUMERIC_MSG.format(column=column, file=file))
+
+    return TabularDataset(
+        name=name if name is not None else file_path.name.split(".")[0],
+        features=pd.DataFrame(features),
+        y=np.asarray(codes, dtype=np.int64).reshape(-1),
+        sensitive=pd.DataFrame({c: _as_strings(raw[c]) for c in sensitive_columns}),
+        class_names=tuple(str(v) for v in values),
+        categorical=tuple(c for c in feature_columns if c in cat_set),
+        numerical=tuple(c for c in feature_columns if c not in cat_set),
+        source=str(file_path),
+        positive_class=positive_class,
+    )

@@ -1,0 +1,164 @@
+"""The validated configuration of an audit run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from multisteal.errors import ConfigError
+from multisteal.query.ledger import BAD_BUDGET
+from multisteal.rashomon.base import BAD_EPSILON
+
+__all__ = [
+    "AuditConfig",
+    "DropoutConfig",
+    "RetrainConfig",
+    "SplitConfig",
+    "config_error_message",
+    "load_config",
+]
+
+INVALID_CONFIG = "Invalid configuration:\n{details}"
+NO_DATA = (
+    "Give either a dataset name or a CSV file (with its label and sensitive columns), not both."
+)
+CSV_NEEDS_LABEL = (
+    "A CSV file needs --label (the label column) and --sensitive (one or more sensitive columns)."
+)
+BAD_HOLDOUT = "holdout_fraction must be in (0, 1) for the 'transcript' criterion, got {value}."
+NO_BUDGETS = "At least one budget is needed."
+NO_EPSILONS = "At least one epsilon is needed."
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SplitConfig(_Strict):
+    """Sizes of the target-train / attacker pool / evaluation parts (fractions or row counts)."""
+
+    target_train: float = 0.4
+    pool: float = 0.4
+    evaluation: float = 0.2
+
+
+class DropoutConfig(_Strict):
+    """Parameters of the dropout explorer (see METRICS.md)."""
+
+    kind: Literal["bernoulli", "gaussian"] = "bernoulli"
+    semantics: Literal["per-member", "per-pass"] = "per-member"
+    p_max: float | None = None
+    n_rates: int = Field(21, ge=1)
+    members_per_rate: int = Field(10, ge=1)
+
+
+class RetrainConfig(_Strict):
+    """Parameters of the retrain explorer."""
+
+    n_members: int = Field(20, ge=1)
+    bootstrap: bool = False
+
+
+class AuditConfig(_Strict):
+    """Everything one audit needs; ``config.yaml`` of a run is this object, resolved."""
+
+    dataset: str | None = "adult"
+    csv: Path | None = None
+    label: str | None = None
+    sensitive: list[str] | None = None
+    data_dir: Path | None = None
+    split: SplitConfig = SplitConfig()
+
+    target: str = "mlp"
+    target_params: dict[str, Any] = Field(default_factory=dict)
+
+    attack: str = "pool"
+    budgets: list[int] = Field(default_factory=lambda: [250, 1000, 4000])
+    output: Literal["probabilities", "top-k", "label", "rounded"] = "probabilities"
+    top_k: int = Field(1, ge=1)
+    decimals: int = Field(2, ge=0)
+    holdout_fraction: float = 0.2
+
+    surrogate: Literal["mlp", "logistic"] = "mlp"
+    labels: Literal["auto", "hard", "soft"] = "auto"
+    surrogate_params: dict[str, Any] = Field(default_factory=dict)
+
+    explorer: Literal["dropout", "retrain"] = "dropout"
+    dropout: DropoutConfig = DropoutConfig()
+    retrain: RetrainConfig = RetrainConfig()
+    epsilons: list[float] = Field(default_factory=lambda: [0.005, 0.01, 0.02])
+    criterion: Literal["transcript", "test-fidelity", "test-loss"] = "transcript"
+
+    seed: int = 0
+    threads: int = Field(2, ge=1)
+
+    @field_validator("budgets")
+    @classmethod
+    def _budgets(cls, value: list[int]) -> list[int]:
+        if not value:
+            raise ValueError(NO_BUDGETS)
+        for budget in value:
+            if budget <= 0:
+                raise ValueError(BAD_BUDGET.format(budget=budget))
+        return sorted(set(value))
+
+    @field_validator("epsilons")
+    @classmethod
+    def _epsilons(cls, value: list[float]) -> list[float]:
+        if not value:
+            raise ValueError(NO_EPSILONS)
+        for eps in value:
+            if not eps >= 0 or eps == float("inf"):
+                raise ValueError(BAD_EPSILON.format(epsilon=eps))
+        return sorted(set(value))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AuditConfig:
+        if self.csv is not None and self.dataset is not None:
+            raise ValueError(NO_DATA)
+        if self.csv is None and self.dataset is None:
+            raise ValueError(NO_DATA)
+        if self.csv is not None and (not self.label or not self.sensitive):
+            raise ValueError(CSV_NEEDS_LABEL)
+        if self.criterion == "transcript" and not 0 < self.holdout_fraction < 1:
+            raise ValueError(BAD_HOLDOUT.format(value=self.holdout_fraction))
+        return self
+
+    @property
+    def data_name(self) -> str:
+        return self.dataset if self.dataset is not None else Path(str(self.csv)).stem
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def config_error_message(error: ValidationError) -> str:
+    """A readable message for a pydantic validation error: one line per problem."""
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "config"
+        message = str(item["msg"]).removeprefix("Value error, ")
+        lines.append(f"- {where}: {message}")
+    return INVALID_CONFIG.format(details="\n".join(lines))
+
+
+def load_config(source: dict[str, Any] | str | Path) -> AuditConfig:
+    """Build an :class:`AuditConfig` from a mapping or a YAML file; raises ConfigError."""
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"Cannot read configuration {path}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(
+                f"Configuration {path} must be a YAML mapping, got {type(data).__name__}."
+            )
+        source = data
+    try:
+        return AuditConfig.model_validate(source)
+    except ValidationError as exc:
+        raise ConfigError(config_error_message(exc)) from exc

@@ -1,0 +1,101 @@
+"""The budget ledger and the query log: every answered row is counted and recorded."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from multisteal.errors import BudgetExceededError, InvalidInputError
+
+__all__ = ["BudgetLedger", "QueryLog", "QueryRecord", "batch_digest"]
+
+BAD_BUDGET = "Budget must be a positive whole number of rows, got {budget!r}."
+BUDGET_EXCEEDED = (
+    "Query budget exceeded: this batch has {rows} rows but only {remaining} of the budget of "
+    "{total} rows remain ({used} already answered). Nothing in this batch was answered."
+)
+
+
+def check_budget(budget: object) -> int:
+    """Return ``budget`` as an int after checking it is a positive whole number."""
+    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or int(budget) <= 0:
+        raise InvalidInputError(BAD_BUDGET.format(budget=budget))
+    return int(budget)
+
+
+class BudgetLedger:
+    """Counts answered rows against a budget (``None``: no limit).
+
+    :meth:`charge` is all-or-nothing: a batch that does not fit raises
+    :class:`~multisteal.errors.BudgetExceededError` and nothing is counted or answered.
+    """
+
+    def __init__(self, total: int | None) -> None:
+        self.total = None if total is None else check_budget(total)
+        self.used = 0
+
+    @property
+    def remaining(self) -> int | None:
+        """Rows that can still be answered (``None``: unlimited)."""
+        return None if self.total is None else self.total - self.used
+
+    def charge(self, rows: int) -> None:
+        """Count ``rows`` answered rows, or raise if they do not fit in the budget."""
+        if self.total is not None and self.used + rows > self.total:
+            raise BudgetExceededError(
+                BUDGET_EXCEEDED.format(
+                    rows=rows, remaining=self.total - self.used, total=self.total, used=self.used
+                )
+            )
+        self.used += rows
+
+
+def batch_digest(X: NDArray[np.float64]) -> str:
+    """SHA-256 of a query batch (shape and float64 bytes), to match logs against transcripts."""
+    arr = np.ascontiguousarray(X, dtype=np.float64)
+    digest = hashlib.sha256(repr(arr.shape).encode())
+    digest.update(arr.tobytes())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class QueryRecord:
+    """One query batch as seen by the API."""
+
+    batch: int
+    rows: int
+    sha256: str
+    timestamp: float
+    seconds: float
+    status: str  # "answered" or "refused"
+    used_after: int
+
+
+class QueryLog:
+    """Append-only record of the batches an API received."""
+
+    def __init__(self) -> None:
+        self._records: list[QueryRecord] = []
+
+    def append(self, record: QueryRecord) -> None:
+        self._records.append(record)
+
+    @property
+    def records(self) -> tuple[QueryRecord, ...]:
+        return tuple(self._records)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    @property
+    def rows_answered(self) -> int:
+        return sum(r.rows for r in self._records if r.status == "answered")
+
+    def to_frame(self) -> pd.DataFrame:
+        """The log as a table, one row per batch."""
+        columns = list(QueryRecord.__dataclass_fields__)
+        return pd.DataFrame([asdict(r) for r in self._records], columns=columns)

@@ -1,0 +1,206 @@
+"""Candidates produced by an explorer, the ε-filter and the resulting Rashomon set."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from multisteal.attacks.base import Transcript
+from multisteal.errors import InvalidInputError
+from multisteal.models.mlp import TorchMLPClassifier
+
+__all__ = [
+    "CRITERIA",
+    "Candidates",
+    "Criterion",
+    "EmptyRashomonSetWarning",
+    "ExplorationContext",
+    "Explorer",
+    "RashomonSet",
+    "candidate_losses",
+    "check_epsilon",
+    "rashomon_set",
+]
+
+Criterion = Literal["transcript", "test-fidelity", "test-loss"]
+CRITERIA: tuple[str, ...] = ("transcript", "test-fidelity", "test-loss")
+HOLDOUT = "holdout"
+EVALUATION = "evaluation"
+
+BAD_EPSILON = "epsilon must be a finite number >= 0, got {epsilon!r}."
+UNKNOWN_CRITERION = "Unknown Rashomon criterion {name!r}. Available criteria: {available}."
+EMPTY_HOLDOUT = (
+    "The 'transcript' criterion needs a held-out slice of the transcript, but it is empty "
+    "(set holdout_fraction > 0)."
+)
+MISSING_INPUT = "Candidates have no outputs for input set {key!r}; they have: {available}."
+EMPTY_SET = (
+    "The ε-Rashomon set is empty (epsilon={epsilon}, criterion={criterion}); its metrics are NaN."
+)
+
+
+class EmptyRashomonSetWarning(UserWarning):
+    """Raised (as a warning) when an ε-filter keeps no member."""
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Candidate surrogates from an explorer, represented by their outputs.
+
+    Attributes
+    ----------
+    explorer : the explorer's name.
+    params : one row per candidate (explorer parameters: rate, seed, ...). Row 0 is the
+        reference surrogate the attack produced.
+    outputs : probabilities of every candidate on each named input set, shape (M, n, C).
+    """
+
+    explorer: str
+    params: pd.DataFrame
+    outputs: Mapping[str, NDArray[np.float64]]
+
+    def __post_init__(self) -> None:
+        for key, array in self.outputs.items():
+            if array.ndim != 3 or array.shape[0] != len(self.params):
+                raise InvalidInputError(
+                    f"Candidate outputs {key!r} have shape {array.shape}; expected "
+                    f"({len(self.params)}, n_samples, n_classes)."
+                )
+
+    def __len__(self) -> int:
+        return len(self.params)
+
+    def output(self, key: str) -> NDArray[np.float64]:
+        if key not in self.outputs:
+            raise InvalidInputError(
+                MISSING_INPUT.format(key=key, available=", ".join(self.outputs))
+            )
+        return self.outputs[key]
+
+
+@dataclass(frozen=True)
+class ExplorationContext:
+    """Everything an explorer may use.
+
+    Attributes
+    ----------
+    surrogate : the reference surrogate fitted by the attack.
+    inputs : named input sets on which every candidate is evaluated (at least ``holdout`` and
+        ``evaluation`` in an audit).
+    transcript : the attacker's training transcript (for explorers that refit).
+    refit : fits a fresh surrogate on a transcript with a given seed.
+    rng : the explorer's random generator.
+    """
+
+    surrogate: TorchMLPClassifier
+    inputs: Mapping[str, NDArray[np.float64]]
+    transcript: Transcript
+    refit: Callable[[Transcript, int], TorchMLPClassifier]
+    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+
+
+@runtime_checkable
+class Explorer(Protocol):
+    """Produces candidate surrogates around a reference surrogate."""
+
+    name: str
+
+    def explore(self, context: ExplorationContext) -> Candidates: ...
+
+    def describe(self) -> dict[str, object]: ...
+
+
+def check_epsilon(epsilon: float) -> float:
+    """Return ``epsilon`` as float after checking it is finite and non-negative."""
+    try:
+        value = float(epsilon)
+    except (TypeError, ValueError):
+        raise InvalidInputError(BAD_EPSILON.format(epsilon=epsilon)) from None
+    if not np.isfinite(value) or value < 0:
+        raise InvalidInputError(BAD_EPSILON.format(epsilon=epsilon))
+    return value
+
+
+def _disagreement_rate(P: NDArray[np.float64], labels: NDArray[np.int64]) -> NDArray[np.float64]:
+    decisions = np.argmax(P, axis=2)
+    out: NDArray[np.float64] = (decisions != labels[None, :]).mean(axis=1)
+    return out
+
+
+def candidate_losses(
+    candidates: Candidates,
+    *,
+    holdout_labels: NDArray[np.int64] | None,
+    target_probabilities: NDArray[np.float64],
+) -> dict[str, NDArray[np.float64]]:
+    """Loss of every candidate under each criterion of METRICS.md, shape (M,) each.
+
+    ``transcript``: label disagreement with the target's answers on the held-out transcript
+    slice; ``test-fidelity``: label disagreement with the target's decisions on the evaluation
+    set; ``test-loss``: cross-entropy against the target's probabilities on the evaluation set.
+    """
+    losses: dict[str, NDArray[np.float64]] = {}
+    if holdout_labels is not None and holdout_labels.size and HOLDOUT in candidates.outputs:
+        losses["transcript"] = _disagreement_rate(candidates.output(HOLDOUT), holdout_labels)
+    P_eval = candidates.output(EVALUATION)
+    target_labels = np.argmax(target_probabilities, axis=1)
+    losses["test-fidelity"] = _disagreement_rate(P_eval, target_labels)
+    log_p = np.log(np.clip(P_eval, 1e-12, 1.0))
+    losses["test-loss"] = -(target_probabilities[None, :, :] * log_p).sum(axis=2).mean(axis=1)
+    return losses
+
+
+@dataclass(frozen=True)
+class RashomonSet:
+    """The members of the ε-Rashomon set: ``L(m) <= L(reference) + ε`` (inclusive)."""
+
+    epsilon: float
+    criterion: str
+    members: NDArray[np.int64]  # indices into the candidates
+    losses: NDArray[np.float64]  # loss of every candidate under the criterion
+    reference_loss: float
+
+    @property
+    def size(self) -> int:
+        return int(self.members.shape[0])
+
+    def select(self, array: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Rows of a candidate-indexed array (first axis M) that belong to the set."""
+        out: NDArray[np.float64] = array[self.members]
+        return out
+
+
+def rashomon_set(
+    losses: Mapping[str, NDArray[np.float64]],
+    *,
+    epsilon: float,
+    criterion: str = "transcript",
+    reference: int = 0,
+) -> RashomonSet:
+    """Filter candidates by the ε rule under ``criterion``; warns when the set is empty."""
+    eps = check_epsilon(epsilon)
+    if criterion not in CRITERIA:
+        raise InvalidInputError(
+            UNKNOWN_CRITERION.format(name=criterion, available=", ".join(CRITERIA))
+        )
+    if criterion not in losses:
+        if criterion == "transcript":
+            raise InvalidInputError(EMPTY_HOLDOUT)
+        raise InvalidInputError(MISSING_INPUT.format(key=criterion, available=", ".join(losses)))
+    values = np.asarray(losses[criterion], dtype=np.float64)
+    ref = float(values[reference])
+    # A tiny tolerance keeps the reference (and exact ties) inside despite float rounding.
+    members = np.flatnonzero(values <= ref + eps + 1e-12).astype(np.int64)
+    if members.size == 0:
+        warnings.warn(
+            EMPTY_SET.format(epsilon=eps, criterion=criterion),
+            EmptyRashomonSetWarning,
+            stacklevel=2,
+        )
+    return RashomonSet(eps, criterion, members, values, ref)

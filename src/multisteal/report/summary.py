@@ -1,0 +1,79 @@
+"""The run's ``summary.md``: fidelity next to multiplicity, fairness next to the target's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from multisteal.report.tables import fairness_table, fidelity_table
+
+__all__ = ["render_summary"]
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, (float, np.floating)):
+        return "n/a" if np.isnan(value) else f"{value:.3f}"
+    return str(value)
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+def render_summary(results: pd.DataFrame) -> str:
+    """Markdown text summarising a run's results table."""
+    first = results.iloc[0]
+    budget = int(results["budget"].max())
+    epsilon = float(results["epsilon"].max())
+    fid = fidelity_table(results)
+    fair = fairness_table(results, budget=budget, epsilon=epsilon)
+    top = fid[(fid["budget"] == budget) & np.isclose(fid["epsilon"], epsilon)].iloc[0]
+    lines = [
+        f"# multisteal audit: {first['dataset']}",
+        "",
+        f"Target `{first['target']}` stolen with the `{first['attack']}` attack through an API "
+        f"answering `{first['output']}`; surrogate `{first['surrogate']}`; Rashomon set from the "
+        f"`{first['explorer']}` explorer ({int(first['n_candidates'])} candidates per budget), "
+        f"filtered with the `{first['criterion']}` criterion.",
+        "",
+        "## Fidelity versus multiplicity",
+        "",
+        _markdown(fid),
+        "",
+        "*Fidelity* is the reference surrogate's label agreement with the target on the evaluation "
+        "set. *Ambiguity* is the share of evaluation individuals for whom at least one member of "
+        "the ε-Rashomon set decides differently from the reference (target or surrogate); "
+        "*discrepancy* is the largest disagreement of a single member. *RC* is the Rashomon "
+        "Capacity per individual, in [1, C].",
+        "",
+        f"## Group fairness across the set (budget {budget}, ε = {epsilon:g})",
+        "",
+        _markdown(fair),
+        "",
+        "## What this means",
+        "",
+    ]
+    spread = float(top["set fidelity max"] - top["set fidelity min"])
+    lines.append(
+        f"At the largest budget ({budget} queries) the stolen surrogate agrees with the target on "
+        f"{top['fidelity (agreement)']:.1%} of evaluation rows. Its ε = {epsilon:g} Rashomon set has "
+        f"{int(top['set size'])} members whose fidelity spans only {spread:.1%} "
+        f"({top['set fidelity min']:.1%} to {top['set fidelity max']:.1%}), yet "
+        f"{top['ambiguity vs target']:.1%} of individuals receive a different decision from the "
+        f"target under at least one member."
+    )
+    if not fair.empty:
+        widest = fair.iloc[int(np.nanargmax(fair["set range"].to_numpy(dtype=float)))]
+        lines.append("")
+        lines.append(
+            f"Fairness is less determined than fidelity: the {widest['metric'].replace('_', ' ')} "
+            f"for `{widest['attribute']}` ranges from {widest['set min']:.3f} to "
+            f"{widest['set max']:.3f} across equally faithful surrogates (target: "
+            f"{widest['target']:.3f}, largest gap {widest['largest gap to target']:.3f}). "
+            "A high-fidelity copy is therefore not evidence that the copy is as fair as the target."
+        )
+    lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from multisteal.cli import app
+from multisteal.data import load_dataset
+from multisteal.experiments.io import RUN_FILES
+
+runner = CliRunner()
+
+SMALL = [
+    "--budget", "60,120",
+    "--epsilon", "0,0.02",
+    "--n-rates", "3",
+    "--members-per-rate", "3",
+    "--threads", "1",
+    "--quiet",
+]
+
+
+@pytest.fixture(scope="module")
+def german_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "german"
+    result = runner.invoke(app, ["audit", "--dataset", "german_credit", "--out", str(out), *SMALL])
+    assert result.exit_code == 0, result.output
+    return out, result
+
+
+def test_audit_writes_every_run_file(german_run) -> None:
+    out, result = german_run
+    for name in (*RUN_FILES, "summary.md"):
+        assert (out / name).is_file(), name
+    figures = sorted(p.name for p in (out / "figures").glob("*.png"))
+    assert figures == ["ambiguity_vs_budget.png", "fairness_members.png", "fidelity_vs_budget.png"]
+    assert "Fidelity versus multiplicity" in result.output
+
+
+def test_results_table_is_tidy(german_run) -> None:
+    out, _ = german_run
+    results = pd.read_csv(out / "results.csv")
+    assert len(results) == 2 * 2 * 2  # budget × ε × reference
+    assert set(results["reference"]) == {"target", "surrogate"}
+    pd.testing.assert_frame_equal(results, pd.read_parquet(out / "results.parquet"), check_dtype=False)
+    # ε = 0 keeps only candidates exactly as good as the reference; larger ε keeps more.
+    sizes = results[results["reference"] == "target"].set_index(["budget", "epsilon"])["set_size"]
+    for budget in (60, 120):
+        assert 1 <= sizes[(budget, 0.0)] <= sizes[(budget, 0.02)] <= 1 + 3 * 3
+    # Everyone in the largest set is within ε of the reference under the transcript criterion.
+    members = pd.read_csv(out / "members.csv")
+    for (budget, eps), group in members.groupby(["budget", "epsilon"]):
+        reference = group.loc[group["reference"], "loss[transcript]"].iloc[0]
+        assert (group["loss[transcript]"] <= reference + eps + 1e-12).all()
+        assert len(group) == sizes[(budget, eps)]
+    log = pd.read_csv(out / "query_log.csv")
+    assert log.groupby("budget")["rows"].sum().to_dict() == {60: 60, 120: 120}
+
+
+def test_samples_are_per_individual(german_run) -> None:
+    out, _ = german_run
+    samples = np.load(out / "samples.npz")
+    n_eval = len(samples["y"])
+    assert n_eval == 200  # 20 % of German credit
+    rc = samples["b120/eps0.02/rashomon_capacity"]
+    assert rc.shape == (n_eval,)
+    assert (rc >= 1 - 1e-12).all()
+    assert (rc <= 2 + 1e-12).all()
+    assert set(samples["sensitive/sex"]) == {"male", "female"}
+
+
+def test_csv_audit_without_code(tmp_path) -> None:
+    ds = load_dataset("german_credit")
+    frame = ds.features.copy()
+    frame["credit"] = np.where(ds.y == 1, "good", "bad")
+    frame["gender"] = ds.sensitive["sex"]
+    path = tmp_path / "loans.csv"
+    frame.to_csv(path, index=False)
+    out = tmp_path / "run"
+    result = runner.invoke(
+        app,
+        ["audit", "--csv", str(path), "--label", "credit", "--sensitive", "gender", "--out", str(out), *SMALL],
+    )
+    assert result.exit_code == 0, result.output
+    results = pd.read_csv(out / "results.csv")
+    assert results["dataset"].iloc[0] == "loans"
+    assert "demographic_parity_difference[gender]_target" in results.columns
+
+
+def _error(args: list[str]) -> str:
+    result = runner.invoke(app, ["audit", *args])
+    assert result.exit_code == 2, result.output
+    return " ".join(result.output.split())
+
+
+def test_cli_errors_are_clear(tmp_path) -> None:
+    assert _error(["--dataset", "mnist"]) == (
+        "Error: Unknown dataset 'mnist'. Available datasets: adult, compas, german_credit."
+    )
+    assert _error(["--budget", "0"]) == (
+        "Error: Invalid configuration: - budgets: Budget must be a positive whole number of rows, got 0."
+    )
+    assert _error(["--epsilon", "-0.1"]) == (
+        "Error: Invalid configuration: - epsilons: epsilon must be a finite number >= 0, got -0.1."
+    )
+    assert _error(["--budget", "10,ten"]) == (
+        "Error: --budget must be comma-separated whole numbers, got '10,ten'."
+    )
+    path = tmp_path / "d.csv"
+    path.write_text("a,b,y\n1,x,0\n2,z,1\n")
+    assert "Label column 'income' not found" in _error(["--csv", str(path), "--label", "income", "--sensitive", "b"])
+    assert "Sensitive column 'gender' not found" in _error(["--csv", str(path), "--label", "y", "--sensitive", "gender"])

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import pytest
+
+from multisteal.errors import ConfigError
+from multisteal.experiments import AuditConfig, load_config
+
+
+def test_defaults_and_normalisation() -> None:
+    config = load_config({"budgets": [1000, 250, 1000], "epsilons": [0.02, 0.005]})
+    assert config.budgets == [250, 1000]
+    assert config.epsilons == [0.005, 0.02]
+    assert config.dataset == "adult"
+    assert AuditConfig.model_validate(config.model_dump()) == config
+
+
+def test_yaml_round_trip(tmp_path) -> None:
+    config = load_config({"dataset": "compas", "explorer": "retrain", "retrain": {"n_members": 5}})
+    path = tmp_path / "config.yaml"
+    path.write_text(config.to_yaml())
+    assert load_config(path) == config
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"budgets": [100, 0]}, "Invalid configuration:\n- budgets: Budget must be a positive whole number of rows, got 0."),
+        ({"epsilons": [0.01, -0.5]}, "Invalid configuration:\n- epsilons: epsilon must be a finite number >= 0, got -0.5."),
+        ({"budgets": []}, "Invalid configuration:\n- budgets: At least one budget is needed."),
+        ({"explorer": "awp"}, "Invalid configuration:\n- explorer: Input should be 'dropout' or 'retrain'"),
+        ({"bogus": 1}, "Invalid configuration:\n- bogus: Extra inputs are not permitted"),
+        (
+            {"dataset": None, "csv": "x.csv"},
+            "Invalid configuration:\n- config: A CSV file needs --label (the label column) and --sensitive (one or more sensitive columns).",
+        ),
+    ],
+)
+def test_malformed_configs_name_the_problem(raw, expected) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(raw)
+    assert str(info.value) == expected
+
+
+def test_unreadable_yaml(tmp_path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="must be a YAML mapping, got list"):
+        load_config(path)

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from multisteal.errors import DataError, InvalidInputError, NotFittedError
+from multisteal.models import MODELS, TorchMLPClassifier, load_model, make_model, save_model, train_target
+from multisteal.models.io import CORRUPT_ARTIFACT
+from multisteal.models.zoo import UNKNOWN_MODEL
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_model_learns_and_round_trips(name: str, blobs, tmp_path) -> None:
+    X, y = blobs
+    model = train_target(name, X[:400], y[:400], random_state=0)
+    proba = model.predict_proba(X[400:])
+    assert proba.shape == (200, 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+    assert (proba.argmax(axis=1) == y[400:]).mean() > 0.85
+    folder = save_model(model, tmp_path / name, metadata={"dataset": "blobs"})
+    again = load_model(folder)
+    np.testing.assert_array_equal(again.predict_proba(X[400:]), proba)
+
+
+def test_corrupted_artifact_is_rejected(blobs, tmp_path) -> None:
+    X, y = blobs
+    folder = save_model(train_target("logistic", X, y), tmp_path / "m")
+    with (folder / "model.joblib").open("ab") as handle:
+        handle.write(b"tampered")
+    with pytest.raises(DataError, match="is corrupt: SHA-256"):
+        load_model(folder)
+    assert "{path}" in CORRUPT_ARTIFACT
+
+
+def test_unknown_model_message() -> None:
+    with pytest.raises(InvalidInputError) as info:
+        make_model("forest")
+    assert str(info.value) == UNKNOWN_MODEL.format(
+        name="forest", available="logistic, mlp, torch-logistic, gboost"
+    )
+
+
+def test_mlp_is_reproducible_and_seed_sensitive(blobs) -> None:
+    X, y = blobs
+    a = TorchMLPClassifier((8,), epochs=3, random_state=1).fit(X, y).predict_proba(X)
+    b = TorchMLPClassifier((8,), epochs=3, random_state=1).fit(X, y).predict_proba(X)
+    c = TorchMLPClassifier((8,), epochs=3, random_state=2).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_mlp_fits_soft_targets(rng) -> None:
+    # Soft targets that a logistic model can represent exactly: the fit must approach them.
+    X = rng.normal(size=(800, 2))
+    p1 = 1.0 / (1.0 + np.exp(-(1.5 * X[:, 0] - X[:, 1])))
+    soft = np.column_stack([1 - p1, p1])
+    model = TorchMLPClassifier((), epochs=200, lr=0.05, weight_decay=0.0, random_state=0).fit(X, soft)
+    assert np.abs(model.predict_proba(X)[:, 1] - p1).max() < 0.05
+
+
+def test_mlp_n_classes_keeps_missing_classes() -> None:
+    X = np.arange(12, dtype=float).reshape(6, 2)
+    y = np.zeros(6, dtype=np.int64)
+    model = TorchMLPClassifier((4,), n_classes=3, epochs=1, random_state=0).fit(X, y)
+    assert model.predict_proba(X).shape == (6, 3)
+    np.testing.assert_array_equal(model.classes_, [0, 1, 2])
+
+
+def test_mlp_errors() -> None:
+    model = TorchMLPClassifier()
+    with pytest.raises(NotFittedError, match=re.escape("call fit before predict_proba")):
+        model.predict_proba(np.zeros((2, 3)))
+    with pytest.raises(InvalidInputError, match="NaN or infinite"):
+        model.fit(np.array([[np.nan, 1.0], [0.0, 1.0]]), np.array([0, 1]))
+    with pytest.raises(InvalidInputError, match=re.escape("class index 5, outside 0..1")):
+        TorchMLPClassifier(n_classes=2).fit(np.zeros((2, 2)), np.array([0, 5]))
+    fitted = TorchMLPClassifier((2,), epochs=1).fit(np.zeros((4, 3)), np.array([0, 1, 0, 1]))
+    with pytest.raises(InvalidInputError, match=re.escape("X has 2 features, but this")):
+        fitted.predict_proba(np.zeros((1, 2)))
