@@ -89,7 +89,7 @@ def test_csv_audit_without_code(tmp_path) -> None:
 
 
 def _error(args: list[str]) -> str:
-    result = runner.invoke(app, ["audit", *args])
+    result = runner.invoke(app, ["audit", "--quiet", *args])
     assert result.exit_code == 2, result.output
     return " ".join(result.output.split())
 

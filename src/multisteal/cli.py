@@ -65,6 +65,9 @@ def audit(
     ] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Folder with dataset files.")] = None,
     target: Annotated[str, typer.Option(help="Target model: logistic, mlp, gboost.")] = "mlp",
+    load_target: Annotated[
+        Path | None, typer.Option(help="Load a saved target artifact instead of training one.")
+    ] = None,
     attack: Annotated[str, typer.Option(help="Attack: pool, synthetic.")] = "pool",
     budget: Annotated[
         str, typer.Option(help="Query budgets in rows, comma-separated.")
@@ -109,6 +112,7 @@ def audit(
             else None,
             "data_dir": data_dir,
             "target": target,
+            "target_path": load_target,
             "attack": attack,
             "budgets": _ints("--budget", budget),
             "output": output,

@@ -74,6 +74,7 @@ class AuditConfig(_Strict):
 
     target: str = "mlp"
     target_params: dict[str, Any] = Field(default_factory=dict)
+    target_path: Path | None = None
 
     attack: str = "pool"
     budgets: list[int] = Field(default_factory=lambda: [250, 1000, 4000])

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from multisteal.experiments.runner import AuditResult
+from multisteal.models.io import save_model
 
 __all__ = ["RUN_FILES", "write_run"]
 
@@ -54,4 +55,10 @@ def write_run(result: AuditResult, out: str | Path) -> Path:
             np.savez_compressed(handle, **result.samples)  # type: ignore[arg-type]
 
     atomic("samples.npz", save_npz)
+    if result.target is not None:
+        save_model(
+            result.target,
+            folder / "target",
+            metadata={"family": result.config.target, "data": result.config.data_name},
+        )
     return folder

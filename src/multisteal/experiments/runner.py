@@ -22,7 +22,7 @@ from multisteal.data import (
     split_dataset,
 )
 from multisteal.experiments.config import AuditConfig
-from multisteal.models import Classifier, TorchMLPClassifier, train_target
+from multisteal.models import Classifier, TorchMLPClassifier, load_model, train_target
 from multisteal.query import LocalQueryAPI
 from multisteal.rashomon import (
     Candidates,
@@ -40,13 +40,6 @@ __all__ = ["AuditResult", "PreparedData", "make_explorer", "prepare_data", "run_
 Progress = Callable[[str], None]
 """Called with a short description before each step of the audit."""
 
-RC_THRESHOLD = 1.01
-FAIRNESS_METRICS = (
-    "demographic_parity_difference",
-    "equalized_odds_difference",
-    "true_positive_rate_difference",
-    "accuracy_difference",
-)
 
 
 @dataclass(frozen=True)
@@ -75,6 +68,7 @@ class AuditResult:
     samples : per-sample arrays, keyed ``b{budget}/eps{ε}/{metric}`` plus shared arrays.
     query_log : every batch the attacker's APIs received (one row per batch).
     timings : seconds spent per step.
+    target : the target model (saved as an artifact with the run; never used by metrics).
     """
 
     config: AuditConfig
@@ -83,6 +77,7 @@ class AuditResult:
     samples: dict[str, NDArray[Any]]
     query_log: pd.DataFrame
     timings: dict[str, float] = field(default_factory=dict)
+    target: Classifier | None = None
 
 
 def prepare_data(config: AuditConfig) -> PreparedData:
@@ -156,6 +151,9 @@ def run_audit(
     timings["data"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
+    if target is None and config.target_path is not None:
+        say(f"loading target from {config.target_path}")
+        target = load_model(config.target_path)
     if target is None:
         say(f"training target ({config.target})")
         target = train_target(
@@ -232,6 +230,7 @@ def run_audit(
         samples=context.samples,
         query_log=pd.concat(logs, ignore_index=True),
         timings=timings,
+        target=target,
     )
 
 
@@ -260,7 +259,9 @@ class _AuditContext:
             "target_probabilities": P_target,
         }
         for column in data.sensitive_eval.columns:
-            samples[f"sensitive/{column}"] = data.sensitive_eval[column].astype(str).to_numpy()
+            samples[f"sensitive/{column}"] = np.asarray(
+                data.sensitive_eval[column].astype(str).tolist(), dtype=np.str_
+            )
         return cls(config, data, P_target, t, target_fairness, samples)
 
     def evaluate(
@@ -365,7 +366,7 @@ class _AuditContext:
 def _sample_summaries(per_sample: Mapping[str, NDArray[Any]]) -> dict[str, float]:
     out: dict[str, float] = {}
     for name in ("disagreement", "viable_prediction_range", "score_variance", "rashomon_capacity"):
-        threshold = RC_THRESHOLD if name == "rashomon_capacity" else 0.0
+        threshold = metrics.RC_THRESHOLD if name == "rashomon_capacity" else 0.0
         for stat, value in metrics.summarize(per_sample[name], threshold=threshold).items():
             out[f"{name}_{stat}"] = float(value)
     return out
@@ -381,7 +382,10 @@ def _fairness(data: PreparedData, d: NDArray[np.int64]) -> pd.DataFrame:
             sensitive_features=data.sensitive_eval[attribute].to_numpy(),
             pos_label=data.dataset.positive_class,
         )
-        frame = frame[list(FAIRNESS_METRICS)]
-        frame.columns = [f"{name}[{attribute}]" for name in frame.columns]
+        renamed = {name: f"{name}[{attribute}]" for name in metrics.FAIRNESS_METRICS}
+        for group in frame.columns.difference(list(metrics.FAIRNESS_METRICS)):
+            # "accuracy[Female]" -> "group_accuracy[sex=Female]"
+            renamed[group] = f"group_accuracy[{attribute}={str(group)[len('accuracy[') : -1]}]"
+        frame = frame.rename(columns=renamed)
         frames.append(frame.reset_index(drop=True))
     return pd.concat(frames, axis=1)

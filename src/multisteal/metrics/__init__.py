@@ -1,0 +1,92 @@
+"""Fidelity, predictive multiplicity and group fairness of a set of surrogates.
+
+Definitions follow ``docs/METRICS.md`` exactly. Everything after the Rashomon explorer works on
+stacked arrays: member probabilities ``P`` of shape ``(M, N, C)`` (members, samples, classes),
+decisions ``d`` of shape ``(M, N)`` (:func:`decisions`), and a reference decision vector ``r``
+of shape ``(N,)`` (the target's or the reference surrogate's).
+
+This package is a leaf: it depends on numpy, pandas, scikit-learn, fairlearn and
+:mod:`multisteal.errors` only, and does no printing or file I/O.
+"""
+
+from __future__ import annotations
+
+from multisteal.metrics._validation import check_decisions, check_probabilities
+from multisteal.metrics.capacity import capacity_bits, rashomon_capacity
+from multisteal.metrics.decision_rule import decisions
+from multisteal.metrics.fairness import (
+    FAIRNESS_METRICS,
+    GROUP_ACCURACY_COLUMN,
+    GROUP_RATES,
+    fairness_metrics,
+    group_accuracy,
+    group_rates,
+    member_fairness,
+)
+from multisteal.metrics.fidelity import (
+    accuracy,
+    agreement,
+    member_accuracy,
+    member_agreement,
+    member_probability_fidelity,
+    probability_fidelity,
+)
+from multisteal.metrics.multiplicity import (
+    ambiguity,
+    ambiguous_samples,
+    disagreement,
+    discrepancy,
+    score_variance,
+    viable_prediction_range,
+)
+from multisteal.metrics.registry import (
+    METRICS,
+    MULTIPLICITY_METRICS,
+    MetricInfo,
+    evaluate_multiplicity,
+)
+from multisteal.metrics.summary import (
+    RC_THRESHOLD,
+    SAMPLE_SUMMARY_KEYS,
+    SET_SUMMARY_KEYS,
+    summarize,
+    summarize_columns,
+    summarize_set,
+)
+
+__all__ = [
+    "FAIRNESS_METRICS",
+    "GROUP_ACCURACY_COLUMN",
+    "GROUP_RATES",
+    "METRICS",
+    "MULTIPLICITY_METRICS",
+    "RC_THRESHOLD",
+    "SAMPLE_SUMMARY_KEYS",
+    "SET_SUMMARY_KEYS",
+    "MetricInfo",
+    "accuracy",
+    "agreement",
+    "ambiguity",
+    "ambiguous_samples",
+    "capacity_bits",
+    "check_decisions",
+    "check_probabilities",
+    "decisions",
+    "disagreement",
+    "discrepancy",
+    "evaluate_multiplicity",
+    "fairness_metrics",
+    "group_accuracy",
+    "group_rates",
+    "member_accuracy",
+    "member_agreement",
+    "member_fairness",
+    "member_probability_fidelity",
+    "probability_fidelity",
+    "rashomon_capacity",
+    "score_variance",
+    "summarize",
+    "summarize_columns",
+    "summarize_set",
+    "viable_prediction_range",
+]
