@@ -12,11 +12,16 @@ from multisteal.experiments.io import RUN_FILES
 runner = CliRunner()
 
 SMALL = [
-    "--budget", "60,120",
-    "--epsilon", "0,0.02",
-    "--n-rates", "3",
-    "--members-per-rate", "3",
-    "--threads", "1",
+    "--budget",
+    "60,120",
+    "--epsilon",
+    "0,0.02",
+    "--n-rates",
+    "3",
+    "--members-per-rate",
+    "3",
+    "--threads",
+    "1",
     "--quiet",
 ]
 
@@ -43,7 +48,9 @@ def test_results_table_is_tidy(german_run) -> None:
     results = pd.read_csv(out / "results.csv")
     assert len(results) == 2 * 2 * 2  # budget × ε × reference
     assert set(results["reference"]) == {"target", "surrogate"}
-    pd.testing.assert_frame_equal(results, pd.read_parquet(out / "results.parquet"), check_dtype=False)
+    pd.testing.assert_frame_equal(
+        results, pd.read_parquet(out / "results.parquet"), check_dtype=False
+    )
     # ε = 0 keeps only candidates exactly as good as the reference; larger ε keeps more.
     sizes = results[results["reference"] == "target"].set_index(["budget", "epsilon"])["set_size"]
     for budget in (60, 120):
@@ -80,7 +87,18 @@ def test_csv_audit_without_code(tmp_path) -> None:
     out = tmp_path / "run"
     result = runner.invoke(
         app,
-        ["audit", "--csv", str(path), "--label", "credit", "--sensitive", "gender", "--out", str(out), *SMALL],
+        [
+            "audit",
+            "--csv",
+            str(path),
+            "--label",
+            "credit",
+            "--sensitive",
+            "gender",
+            "--out",
+            str(out),
+            *SMALL,
+        ],
     )
     assert result.exit_code == 0, result.output
     results = pd.read_csv(out / "results.csv")
@@ -109,5 +127,9 @@ def test_cli_errors_are_clear(tmp_path) -> None:
     )
     path = tmp_path / "d.csv"
     path.write_text("a,b,y\n1,x,0\n2,z,1\n")
-    assert "Label column 'income' not found" in _error(["--csv", str(path), "--label", "income", "--sensitive", "b"])
-    assert "Sensitive column 'gender' not found" in _error(["--csv", str(path), "--label", "y", "--sensitive", "gender"])
+    assert "Label column 'income' not found" in _error(
+        ["--csv", str(path), "--label", "income", "--sensitive", "b"]
+    )
+    assert "Sensitive column 'gender' not found" in _error(
+        ["--csv", str(path), "--label", "y", "--sensitive", "gender"]
+    )

@@ -24,10 +24,19 @@ def test_yaml_round_trip(tmp_path) -> None:
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        ({"budgets": [100, 0]}, "Invalid configuration:\n- budgets: Budget must be a positive whole number of rows, got 0."),
-        ({"epsilons": [0.01, -0.5]}, "Invalid configuration:\n- epsilons: epsilon must be a finite number >= 0, got -0.5."),
+        (
+            {"budgets": [100, 0]},
+            "Invalid configuration:\n- budgets: Budget must be a positive whole number of rows, got 0.",
+        ),
+        (
+            {"epsilons": [0.01, -0.5]},
+            "Invalid configuration:\n- epsilons: epsilon must be a finite number >= 0, got -0.5.",
+        ),
         ({"budgets": []}, "Invalid configuration:\n- budgets: At least one budget is needed."),
-        ({"explorer": "awp"}, "Invalid configuration:\n- explorer: Input should be 'dropout' or 'retrain'"),
+        (
+            {"explorer": "awp"},
+            "Invalid configuration:\n- explorer: Input should be 'dropout' or 'retrain'",
+        ),
         ({"bogus": 1}, "Invalid configuration:\n- bogus: Extra inputs are not permitted"),
         (
             {"dataset": None, "csv": "x.csv"},

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from multisteal.errors import DataError, InvalidInputError, NotFittedError
-from multisteal.models import MODELS, TorchMLPClassifier, load_model, make_model, save_model, train_target
+from multisteal.models import (
+    MODELS,
+    TorchMLPClassifier,
+    load_model,
+    make_model,
+    save_model,
+    train_target,
+)
 from multisteal.models.io import CORRUPT_ARTIFACT
 from multisteal.models.zoo import UNKNOWN_MODEL
 
@@ -56,7 +63,9 @@ def test_mlp_fits_soft_targets(rng) -> None:
     X = rng.normal(size=(800, 2))
     p1 = 1.0 / (1.0 + np.exp(-(1.5 * X[:, 0] - X[:, 1])))
     soft = np.column_stack([1 - p1, p1])
-    model = TorchMLPClassifier((), epochs=200, lr=0.05, weight_decay=0.0, random_state=0).fit(X, soft)
+    model = TorchMLPClassifier((), epochs=200, lr=0.05, weight_decay=0.0, random_state=0).fit(
+        X, soft
+    )
     assert np.abs(model.predict_proba(X)[:, 1] - p1).max() < 0.05
 
 

@@ -122,7 +122,9 @@ def test_output_modes_hand_computed() -> None:
     np.testing.assert_array_equal(label.labels, [1, 0, 2])
 
     rounded = Rounded(1)(PROBS)
-    np.testing.assert_array_equal(rounded.scores, [[0.1, 0.6, 0.3], [0.5, 0.5, 0.0], [0.3, 0.3, 0.3]])
+    np.testing.assert_array_equal(
+        rounded.scores, [[0.1, 0.6, 0.3], [0.5, 0.5, 0.0], [0.3, 0.3, 0.3]]
+    )
     np.testing.assert_array_equal(rounded.labels, [1, 0, 2])  # the decision is unrounded
 
 

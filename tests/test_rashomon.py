@@ -45,11 +45,15 @@ def test_default_rate_grids() -> None:
 
 def test_dropout_candidates_layout(surrogate, blobs, rng) -> None:
     X, _ = blobs
-    cands = DropoutExplorer(rates=[0.0, 0.1], members_per_rate=3).explore(_context(surrogate, X, rng))
+    cands = DropoutExplorer(rates=[0.0, 0.1], members_per_rate=3).explore(
+        _context(surrogate, X, rng)
+    )
     assert len(cands) == 1 + 2 * 3
     assert cands.output("holdout").shape == (7, 50, 2)
     assert cands.output("evaluation").shape == (7, 550, 2)
-    np.testing.assert_allclose(cands.output("evaluation")[0], surrogate.predict_proba(X[50:]), atol=1e-12)
+    np.testing.assert_allclose(
+        cands.output("evaluation")[0], surrogate.predict_proba(X[50:]), atol=1e-12
+    )
     # rate 0 members equal the reference exactly
     for m in (1, 2, 3):
         np.testing.assert_array_equal(cands.output("evaluation")[m], cands.output("evaluation")[0])
@@ -66,7 +70,9 @@ def _single_linear(rng) -> TorchMLPClassifier:
 def test_per_member_noise_is_one_fixed_pattern(kind, rng) -> None:
     model = _single_linear(rng)
     X = rng.normal(size=(100, 4))
-    explorer = DropoutExplorer(kind=kind, rates=[0.5 if kind == "bernoulli" else 0.4], members_per_rate=8)
+    explorer = DropoutExplorer(
+        kind=kind, rates=[0.5 if kind == "bernoulli" else 0.4], members_per_rate=8
+    )
     cands = explorer.explore(_context(model, X, rng))
     clean = model.logits(X)
     P = np.concatenate([cands.output("holdout"), cands.output("evaluation")], axis=1)
@@ -116,7 +122,10 @@ def test_dropout_works_on_conv_layers(rng) -> None:
 
     model = Conv(())
     model.module_ = torch.nn.Sequential(
-        torch.nn.Unflatten(1, (1, 4, 4)), torch.nn.Conv2d(1, 3, 3), torch.nn.Flatten(), torch.nn.Linear(12, 2)
+        torch.nn.Unflatten(1, (1, 4, 4)),
+        torch.nn.Conv2d(1, 3, 3),
+        torch.nn.Flatten(),
+        torch.nn.Linear(12, 2),
     )
     model.n_features_in_, model.n_classes_ = 16, 2
     X = rng.normal(size=(80, 16))
@@ -136,7 +145,9 @@ def test_retrain_explorer(blobs, rng) -> None:
 
     reference = refit(transcript, 0)
     cands = RetrainExplorer(n_members=3, bootstrap=True).explore(
-        ExplorationContext(reference, {"holdout": X[:10], "evaluation": X[10:]}, transcript, refit, rng)
+        ExplorationContext(
+            reference, {"holdout": X[:10], "evaluation": X[10:]}, transcript, refit, rng
+        )
     )
     assert len(cands) == 4
     np.testing.assert_array_equal(cands.output("evaluation")[0], reference.predict_proba(X[10:]))
@@ -160,16 +171,24 @@ def _toy_candidates() -> Candidates:
             [[0.1, 0.9], [0.9, 0.1], [0.3, 0.7]],
         ]
     )
-    return Candidates("toy", pd.DataFrame({"member": [0, 1, 2]}), {"holdout": hold, "evaluation": ev})
+    return Candidates(
+        "toy", pd.DataFrame({"member": [0, 1, 2]}), {"holdout": hold, "evaluation": ev}
+    )
 
 
 def test_candidate_losses_hand_computed() -> None:
     target = np.array([[0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
-    losses = candidate_losses(_toy_candidates(), holdout_labels=np.array([0, 1]), target_probabilities=target)
+    losses = candidate_losses(
+        _toy_candidates(), holdout_labels=np.array([0, 1]), target_probabilities=target
+    )
     np.testing.assert_allclose(losses["transcript"], [0.0, 0.5, 1.0])
     np.testing.assert_allclose(losses["test-fidelity"], [0.0, 1 / 3, 1.0])
     expected_ce0 = -np.mean(
-        [0.8 * np.log(0.9) + 0.2 * np.log(0.1), 0.3 * np.log(0.2) + 0.7 * np.log(0.8), 0.6 * np.log(0.7) + 0.4 * np.log(0.3)]
+        [
+            0.8 * np.log(0.9) + 0.2 * np.log(0.1),
+            0.3 * np.log(0.2) + 0.7 * np.log(0.8),
+            0.6 * np.log(0.7) + 0.4 * np.log(0.3),
+        ]
     )
     assert losses["test-loss"][0] == pytest.approx(expected_ce0)
 
@@ -177,7 +196,11 @@ def test_candidate_losses_hand_computed() -> None:
 def test_epsilon_filter_is_inclusive() -> None:
     losses = {"transcript": np.array([0.10, 0.15, 0.30, 0.101])}
     assert list(rashomon_set(losses, epsilon=0.0).members) == [0]
-    assert list(rashomon_set(losses, epsilon=0.05).members) == [0, 1, 3]  # 0.15 = 0.10 + 0.05 included
+    assert list(rashomon_set(losses, epsilon=0.05).members) == [
+        0,
+        1,
+        3,
+    ]  # 0.15 = 0.10 + 0.05 included
     assert list(rashomon_set(losses, epsilon=0.2).members) == [0, 1, 2, 3]
     R = rashomon_set(losses, epsilon=0.05)
     assert R.size == 3

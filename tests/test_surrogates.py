@@ -26,7 +26,9 @@ def test_targets_follow_the_output_mode(transcripts) -> None:
     assert surrogate_targets(t["label"]).ndim == 1
     soft = surrogate_targets(t["probabilities"])
     np.testing.assert_allclose(soft, t["probabilities"].answers.scores)
-    np.testing.assert_array_equal(surrogate_targets(t["probabilities"], "hard"), t["probabilities"].answers.labels)
+    np.testing.assert_array_equal(
+        surrogate_targets(t["probabilities"], "hard"), t["probabilities"].answers.labels
+    )
     with pytest.raises(InvalidInputError) as info:
         surrogate_targets(t["label"], "soft")
     assert str(info.value) == NO_SOFT_LABELS.format(mode="label")

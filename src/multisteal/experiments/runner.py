@@ -41,7 +41,6 @@ Progress = Callable[[str], None]
 """Called with a short description before each step of the audit."""
 
 
-
 @dataclass(frozen=True)
 class PreparedData:
     """A dataset split and encoded for an audit (encoder fitted on target-train only)."""
@@ -250,9 +249,7 @@ class _AuditContext:
         cls, config: AuditConfig, data: PreparedData, P_target: NDArray[np.float64]
     ) -> _AuditContext:
         t = metrics.decisions(P_target)
-        target_fairness = {
-            str(k): float(v) for k, v in _fairness(data, t[None, :]).iloc[0].items()
-        }
+        target_fairness = {str(k): float(v) for k, v in _fairness(data, t[None, :]).iloc[0].items()}
         samples: dict[str, NDArray[Any]] = {
             "y": data.y_eval,
             "target_decisions": t,
@@ -304,6 +301,7 @@ class _AuditContext:
             "criterion": config.criterion,
             "budget": budget,
             "n_candidates": len(candidates),
+            "holdout_size": int(holdout_labels.size),
             "target_accuracy": metrics.accuracy(data.y_eval, self.t),
             "surrogate_accuracy": metrics.accuracy(data.y_eval, s),
             "surrogate_agreement": metrics.agreement(self.t, s),
@@ -328,7 +326,7 @@ class _AuditContext:
             set_row.update(self._set_metrics(R.size, frame))
             if R.size:
                 P_R, d_R = P[R.members], d[R.members]
-                per_sample = {
+                per_sample: dict[str, NDArray[Any]] = {
                     "ambiguous_vs_target": metrics.ambiguous_samples(d_R, self.t),
                     "ambiguous_vs_surrogate": metrics.ambiguous_samples(d_R, s),
                     "disagreement": metrics.disagreement(d_R, n_classes=n_classes),

@@ -90,7 +90,7 @@ def rashomon_capacity(
     identical to the reference update ``r ∝ Π_c q[m, c] ** P[m, c]``, and the capacity of a
     step equals the reference's ``Σ r P log(q / r)`` (it is the log of the step's normaliser).
     Typical member sets do not meet ``tol = 1e-12`` before ``max_iter``, so the cost is about
-    ``N · M · max_iter`` (≈ 8 s for N = 10,000, M = 200, C = 2 on one core).
+    ``N · M · max_iter`` (7–9 s for N = 10,000, M = 200, C = 2 on one core).
 
     Examples
     --------

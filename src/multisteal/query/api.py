@@ -134,9 +134,7 @@ class LocalQueryAPI:
                 QueryRecord(batch, arr.shape[0], digest, started, 0.0, "refused", self._ledger.used)
             )
             raise
-        probabilities = np.asarray(
-            self._model.predict_proba(arr), dtype=np.float64
-        )
+        probabilities = np.asarray(self._model.predict_proba(arr), dtype=np.float64)
         for defence in self._defences:
             probabilities = defence(probabilities)
         answer = self._policy(probabilities)

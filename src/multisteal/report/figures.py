@@ -27,6 +27,15 @@ def _pyplot() -> Any:
     return plt
 
 
+def _budget_axis(ax: Any, budgets: pd.Series) -> None:
+    ticks = sorted({int(b) for b in budgets})
+    ax.set_xscale("log")
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([str(t) for t in ticks])
+    ax.minorticks_off()
+    ax.set_xlabel("query budget (rows)")
+
+
 def plot_fidelity_vs_budget(results: pd.DataFrame, path: Path) -> Path:
     """Surrogate fidelity (and the set's fidelity range per ε) against the query budget."""
     plt = _pyplot()
@@ -58,8 +67,7 @@ def plot_fidelity_vs_budget(results: pd.DataFrame, path: Path) -> Path:
             alpha=0.18,
             label=f"set fidelity range, ε={eps:g}",
         )
-    ax.set_xscale("log")
-    ax.set_xlabel("query budget (rows)")
+    _budget_axis(ax, first["budget"])
     ax.set_ylabel("agreement with target / accuracy")
     ax.set_title("Fidelity against budget")
     ax.grid(alpha=0.3)
@@ -84,9 +92,8 @@ def plot_ambiguity_vs_budget(results: pd.DataFrame, path: Path) -> Path:
         for eps, group in rows.groupby("epsilon"):
             group = group.sort_values("budget")
             ax.plot(group["budget"], group[column], "o-", label=f"ε={eps:g}")
-        ax.set_xscale("log")
+        _budget_axis(ax, rows["budget"])
         ax.set_ylim(bottom=0)
-        ax.set_xlabel("query budget (rows)")
         ax.set_title(title)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
@@ -101,7 +108,7 @@ def plot_member_fairness(
 ) -> Path:
     """Each Rashomon member's fairness next to the target's and the surrogate's."""
     plt = _pyplot()
-    pairs = fairness_columns(results)
+    pairs = [(m, a) for m, a in fairness_columns(results) if m != "group_accuracy"]
     row = results[
         (results["reference"] == "target")
         & (results["budget"] == budget)

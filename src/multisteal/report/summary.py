@@ -23,6 +23,19 @@ def _markdown(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body])
 
 
+def _resolution_note(results: pd.DataFrame) -> list[str]:
+    if results["criterion"].iloc[0] != "transcript" or "holdout_size" not in results:
+        return []
+    sizes = sorted({int(s) for s in results["holdout_size"]})
+    steps = ", ".join(f"1/{s} = {1 / s:.4f}" for s in sizes if s > 0)
+    return [
+        "",
+        f"The `transcript` criterion is measured on the attacker's held-out rows ({', '.join(map(str, sizes))} "
+        f"per budget), so losses move in steps of {steps}: an ε below one step keeps only members "
+        "that tie with the surrogate on the held-out slice.",
+    ]
+
+
 def render_summary(results: pd.DataFrame) -> str:
     """Markdown text summarising a run's results table."""
     first = results.iloc[0]
@@ -48,6 +61,7 @@ def render_summary(results: pd.DataFrame) -> str:
         "the ε-Rashomon set decides differently from the reference (target or surrogate); "
         "*discrepancy* is the largest disagreement of a single member. *RC* is the Rashomon "
         "Capacity per individual, in [1, C].",
+        *_resolution_note(results),
         "",
         f"## Group fairness across the set (budget {budget}, ε = {epsilon:g})",
         "",
@@ -65,8 +79,9 @@ def render_summary(results: pd.DataFrame) -> str:
         f"{top['ambiguity vs target']:.1%} of individuals receive a different decision from the "
         f"target under at least one member."
     )
-    if not fair.empty:
-        widest = fair.iloc[int(np.nanargmax(fair["set range"].to_numpy(dtype=float)))]
+    gaps = fair[fair["metric"] != "group_accuracy"]
+    if not gaps.empty:
+        widest = gaps.iloc[int(np.nanargmax(gaps["set range"].to_numpy(dtype=float)))]
         lines.append("")
         lines.append(
             f"Fairness is less determined than fidelity: the {widest['metric'].replace('_', ' ')} "

@@ -1,0 +1,127 @@
+"""Benchmarks of the vectorised metrics against naive baselines measured in the same run.
+
+Run with ``make bench`` (or ``python benchmarks/bench_metrics.py [--quick]``). Each line prints
+our time, the baseline's time and the ratio baseline / ours (higher is better), and checks that
+both give the same numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from fairlearn.metrics import MetricFrame, false_positive_rate, selection_rate, true_positive_rate
+from sklearn.metrics import accuracy_score
+
+from multisteal import metrics
+
+
+def _best_of(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, out
+
+
+def naive_capacity_loop(P: np.ndarray, tol: float = 1e-12, max_iter: int = 1000) -> np.ndarray:
+    """Per-sample Blahut–Arimoto, one sample at a time (the reference code's structure)."""
+    M, N, _ = P.shape
+    out = np.empty(N)
+    for n in range(N):
+        W = P[:, n, :]
+        W = W[:, W.sum(axis=0) > 0]
+        p = np.full(M, 1.0 / M)
+        for _ in range(max_iter):
+            q = p @ W
+            with np.errstate(divide="ignore", invalid="ignore"):
+                D = np.where(W > 0, W * np.log(W / q), 0.0).sum(axis=1)
+            new = p * np.exp(D)
+            new /= new.sum()
+            change = np.mean((new - p) ** 2)
+            p = new
+            if change < tol:
+                break
+        q = p @ W
+        with np.errstate(divide="ignore", invalid="ignore"):
+            D = np.where(W > 0, W * np.log(W / q), 0.0).sum(axis=1)
+        out[n] = 2 ** max(float(p @ D) / np.log(2), 0.0)
+    return out
+
+
+def naive_member_fairness(y: np.ndarray, d: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """fairlearn MetricFrame once per member: DP, EO and TPR differences."""
+    fns = {
+        "sr": selection_rate,
+        "tpr": functools.partial(true_positive_rate, pos_label=1),
+        "fpr": functools.partial(false_positive_rate, pos_label=1),
+        "acc": accuracy_score,
+    }
+    rows = []
+    for member in d:
+        diff = MetricFrame(
+            metrics=fns, y_true=y, y_pred=member, sensitive_features=groups
+        ).difference()
+        rows.append([diff["sr"], max(diff["tpr"], diff["fpr"]), diff["tpr"]])
+    return np.asarray(rows)
+
+
+def bench_capacity(M: int, N: int, C: int, rng: np.random.Generator, repeat: int) -> None:
+    base = rng.dirichlet(np.ones(C), size=N)
+    logits = np.log(base)[None] + 0.3 * rng.normal(size=(M, N, C))
+    P = np.exp(logits) / np.exp(logits).sum(axis=2, keepdims=True)
+    ours_t, ours = _best_of(lambda: metrics.rashomon_capacity(P), repeat)
+    n_loop = min(N, 300)
+    loop_t, loop = _best_of(lambda: naive_capacity_loop(P[:, :n_loop]), 1)
+    loop_t *= N / n_loop  # extrapolated from n_loop samples
+    err = np.abs(ours[:n_loop] - loop).max()
+    print(
+        f"rashomon_capacity M={M} N={N} C={C}: ours {ours_t:.3f} s, per-sample loop "
+        f"{loop_t:.3f} s (from {n_loop} samples), ratio {loop_t / ours_t:.1f}x, max |diff| {err:.1e}"
+    )
+
+
+def bench_fairness(M: int, N: int, G: int, rng: np.random.Generator, repeat: int) -> None:
+    y = rng.integers(0, 2, size=N)
+    d = rng.integers(0, 2, size=(M, N))
+    groups = np.array([f"g{i}" for i in range(G)])[rng.integers(0, G, size=N)]
+    ours_t, ours = _best_of(
+        lambda: metrics.member_fairness(y, d, sensitive_features=groups), repeat
+    )
+    n_loop = min(M, 30)
+    loop_t, loop = _best_of(lambda: naive_member_fairness(y, d[:n_loop], groups), 1)
+    loop_t *= M / n_loop
+    cols = [
+        "demographic_parity_difference",
+        "equalized_odds_difference",
+        "true_positive_rate_difference",
+    ]
+    err = np.abs(ours[cols].to_numpy()[:n_loop] - loop).max()
+    print(
+        f"member_fairness M={M} N={N} groups={G}: ours {ours_t:.3f} s, fairlearn MetricFrame per "
+        f"member {loop_t:.3f} s (from {n_loop} members), ratio {loop_t / ours_t:.1f}x, max |diff| {err:.1e}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    repeat = 1 if args.quick else 3
+    sizes = [(50, 2000, 2)] if args.quick else [(200, 10_000, 2), (100, 5_000, 5)]
+    for M, N, C in sizes:
+        bench_capacity(M, N, C, rng, repeat)
+    for M, N, G in [(50, 2000, 2)] if args.quick else [(300, 10_000, 2), (300, 10_000, 5)]:
+        bench_fairness(M, N, G, rng, repeat)
+
+
+if __name__ == "__main__":
+    main()
