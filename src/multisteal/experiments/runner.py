@@ -313,7 +313,7 @@ class _AuditContext:
         }
         rows: list[dict[str, Any]] = []
         member_frames: list[pd.DataFrame] = []
-        arrays: dict[str, NDArray[Any]] = {}
+        arrays: dict[str, NDArray[Any]] = {f"b{budget}/surrogate_probabilities": P[0]}
         n_classes = P.shape[2]
         for eps in config.epsilons:
             R = rashomon_set(losses, epsilon=eps, criterion=config.criterion)

@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from fairlearn.metrics import demographic_parity_difference, equalized_odds_difference
+
+from multisteal import metrics
+from multisteal.experiments import load_config, prepare_data, run_audit
+from multisteal.rashomon import EmptyRashomonSetWarning, rashomon_set
+
+FAST = {
+    "dataset": "german_credit",
+    "budgets": [80, 160],
+    "epsilons": [0.0, 0.05],
+    "threads": 1,
+    "dropout": {"n_rates": 3, "members_per_rate": 3},
+}
+
+
+@pytest.fixture(scope="module")
+def german():
+    config = load_config(FAST)
+    return prepare_data(config)
+
+
+@pytest.fixture(scope="module")
+def retrain_run(german):
+    config = load_config(
+        {
+            **FAST,
+            "explorer": "retrain",
+            "retrain": {"n_members": 4, "bootstrap": True},
+            "criterion": "test-fidelity",
+        }
+    )
+    return run_audit(config, data=german)
+
+
+def test_results_match_independent_computations(retrain_run) -> None:
+    result = retrain_run
+    s = result.samples
+    y, t = s["y"], s["target_decisions"]
+    sex = s["sensitive/sex"]
+    row = result.results.query("reference == 'target'").iloc[0]
+    # Target fairness as fairlearn computes it from the saved per-sample arrays.
+    assert row["demographic_parity_difference[sex]_target"] == pytest.approx(
+        demographic_parity_difference(y, t, sensitive_features=sex), abs=1e-12
+    )
+    assert row["equalized_odds_difference[sex]_target"] == pytest.approx(
+        equalized_odds_difference(y, t, sensitive_features=sex), abs=1e-12
+    )
+    for budget in (80, 160):
+        surrogate = metrics.decisions(s[f"b{budget}/surrogate_probabilities"])
+        got = result.results.query("budget == @budget")["surrogate_agreement"].iloc[0]
+        assert got == pytest.approx(np.mean(surrogate == t))
+        assert result.results.query("budget == @budget")["target_accuracy"].iloc[
+            0
+        ] == pytest.approx(np.mean(t == y))
+
+
+def test_members_respect_the_chosen_criterion(retrain_run) -> None:
+    members = retrain_run.members
+    assert set(members["seed"]) <= {-1, 1001, 1002, 1003, 1004}
+    for (_, eps), group in members.groupby(["budget", "epsilon"]):
+        reference = group.loc[group["reference"], "loss[test-fidelity]"].iloc[0]
+        assert (group["loss[test-fidelity]"] <= reference + eps + 1e-12).all()
+        # test-fidelity loss is 1 − agreement with the target
+        np.testing.assert_allclose(group["loss[test-fidelity]"], 1 - group["agreement"])
+
+
+def test_ambiguity_rows_agree_with_per_sample_flags(retrain_run) -> None:
+    res = retrain_run.results
+    for _, row in res.iterrows():
+        key = f"b{row['budget']}/eps{row['epsilon']:g}/ambiguous_vs_{row['reference']}"
+        assert row["ambiguity"] == pytest.approx(retrain_run.samples[key].mean())
+
+
+def test_attacker_spends_exactly_its_budgets(retrain_run) -> None:
+    log = retrain_run.query_log
+    assert log.groupby("budget")["rows"].sum().to_dict() == {80: 80, 160: 160}
+    assert set(log["status"]) == {"answered"}
+
+
+@pytest.mark.parametrize("output", ["label", "top-k", "rounded"])
+def test_every_output_mode_runs(german, output) -> None:
+    config = load_config({**FAST, "budgets": [100], "output": output, "decimals": 1})
+    result = run_audit(config, data=german)
+    assert set(result.results["output"]) == {output}
+    assert (result.results["surrogate_agreement"] > 0.6).all()
+
+
+def test_surrogate_may_differ_from_target(german) -> None:
+    config = load_config({**FAST, "budgets": [100], "target": "gboost", "surrogate": "logistic"})
+    result = run_audit(config, data=german)
+    assert result.results["surrogate_agreement"].iloc[0] > 0.6
+
+
+def test_empty_set_is_reported_as_empty() -> None:
+    with pytest.warns(EmptyRashomonSetWarning, match="is empty"):
+        R = rashomon_set({"transcript": np.array([np.nan, 0.1])}, epsilon=0.1)
+    assert R.size == 0
+
+
+@pytest.mark.slow
+def test_demo_sized_adult_audit() -> None:
+    config = load_config({"dataset": "adult", "budgets": [250, 4000], "epsilons": [0.01, 0.02]})
+    result = run_audit(config)
+    top = result.results.query("budget == 4000 and reference == 'target'")
+    assert (top["surrogate_agreement"] > 0.95).all()
+    assert (top["set_size"] > 1).all()
+    assert isinstance(result.results, pd.DataFrame)
