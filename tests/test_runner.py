@@ -82,6 +82,12 @@ def test_attacker_spends_exactly_its_budgets(retrain_run) -> None:
     assert set(log["status"]) == {"answered"}
 
 
+def test_fairlearn_method_gives_the_same_tables(german, retrain_run) -> None:
+    config = retrain_run.config.model_copy(update={"fairness_method": "fairlearn"})
+    again = run_audit(config, data=german)
+    pd.testing.assert_frame_equal(again.members, retrain_run.members, check_exact=False, atol=1e-12)
+
+
 @pytest.mark.parametrize("output", ["label", "top-k", "rounded"])
 def test_every_output_mode_runs(german, output) -> None:
     config = load_config({**FAST, "budgets": [100], "output": output, "decimals": 1})

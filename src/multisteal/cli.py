@@ -92,6 +92,9 @@ def audit(
     retrain_members: Annotated[int, typer.Option(help="Members of the retrain explorer.")] = 20,
     bootstrap: Annotated[bool, typer.Option(help="Retrain on bootstrap resamples.")] = False,
     holdout: Annotated[float, typer.Option(help="Held-out share of the transcript.")] = 0.2,
+    fairness_method: Annotated[
+        str, typer.Option(help="Per-member fairness: vectorised, or fairlearn (slow, identical).")
+    ] = "vectorised",
     seed: Annotated[int, typer.Option(help="Seed of every random step.")] = 0,
     threads: Annotated[int, typer.Option(help="Torch threads.")] = 2,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
@@ -132,6 +135,7 @@ def audit(
             },
             "retrain": {"n_members": retrain_members, "bootstrap": bootstrap},
             "holdout_fraction": holdout,
+            "fairness_method": fairness_method,
             "seed": seed,
             "threads": threads,
         }

@@ -19,6 +19,7 @@ from fairlearn.metrics import (
 )
 from sklearn.metrics import accuracy_score
 
+from multisteal.errors import InvalidInputError
 from multisteal.metrics import (
     FAIRNESS_METRICS,
     GROUP_ACCURACY_COLUMN,
@@ -167,3 +168,20 @@ def test_single_group_has_no_differences() -> None:
     y, d, _ = _data(30, ["a"], n_members=2)
     frame = member_fairness(y, d, sensitive_features=np.full(N, "only"))
     assert frame[list(FAIRNESS_METRICS)].to_numpy().tolist() == [[0.0] * 5] * 2
+
+
+@pytest.mark.parametrize("pos_label", [0, 1])
+def test_member_fairness_methods_agree(pos_label: int) -> None:
+    y, d, sensitive = _data(4, ["a", "b", "c", "d"], n_members=4)
+    fast = member_fairness(y, d, sensitive_features=sensitive, pos_label=pos_label)
+    slow = member_fairness(
+        y, d, sensitive_features=sensitive, pos_label=pos_label, method="fairlearn"
+    )
+    pd.testing.assert_frame_equal(fast, slow, check_exact=False, atol=1e-12, rtol=0)
+
+
+def test_member_fairness_unknown_method() -> None:
+    y, d, sensitive = _data(2, ["a", "b"], n_members=1)
+    with pytest.raises(InvalidInputError) as info:
+        member_fairness(y, d, sensitive_features=sensitive, method="torch")
+    assert str(info.value) == "method must be 'vectorised' or 'fairlearn'; got 'torch'"

@@ -93,6 +93,7 @@ class AuditConfig(_Strict):
     epsilons: list[float] = Field(default_factory=lambda: [0.005, 0.01, 0.02])
     criterion: Literal["transcript", "test-fidelity", "test-loss"] = "transcript"
 
+    fairness_method: Literal["vectorised", "fairlearn"] = "vectorised"
     seed: int = 0
     threads: int = Field(2, ge=1)
 

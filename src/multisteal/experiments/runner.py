@@ -249,7 +249,10 @@ class _AuditContext:
         cls, config: AuditConfig, data: PreparedData, P_target: NDArray[np.float64]
     ) -> _AuditContext:
         t = metrics.decisions(P_target)
-        target_fairness = {str(k): float(v) for k, v in _fairness(data, t[None, :]).iloc[0].items()}
+        target_fairness = {
+            str(k): float(v)
+            for k, v in _fairness(data, t[None, :], config.fairness_method).iloc[0].items()
+        }
         samples: dict[str, NDArray[Any]] = {
             "y": data.y_eval,
             "target_decisions": t,
@@ -283,7 +286,7 @@ class _AuditContext:
         per_member["agreement"] = metrics.member_agreement(d, self.t)
         per_member["accuracy"] = metrics.member_agreement(d, data.y_eval)
         per_member["probability_fidelity"] = metrics.member_probability_fidelity(P, self.P_target)
-        fairness = _fairness(data, d[largest.members])
+        fairness = _fairness(data, d[largest.members], config.fairness_method)
         fairness.index = largest.members
         per_member = per_member.join(fairness)
 
@@ -370,7 +373,7 @@ def _sample_summaries(per_sample: Mapping[str, NDArray[Any]]) -> dict[str, float
     return out
 
 
-def _fairness(data: PreparedData, d: NDArray[np.int64]) -> pd.DataFrame:
+def _fairness(data: PreparedData, d: NDArray[np.int64], method: str) -> pd.DataFrame:
     """Fairness of each member (rows) per metric[attribute] (columns)."""
     frames = []
     for attribute in data.sensitive_eval.columns:
@@ -379,6 +382,7 @@ def _fairness(data: PreparedData, d: NDArray[np.int64]) -> pd.DataFrame:
             d,
             sensitive_features=data.sensitive_eval[attribute].to_numpy(),
             pos_label=data.dataset.positive_class,
+            method=method,
         )
         renamed = {name: f"{name}[{attribute}]" for name in metrics.FAIRNESS_METRICS}
         for group in frame.columns.difference(list(metrics.FAIRNESS_METRICS)):
