@@ -43,6 +43,15 @@ def test_audit_writes_every_run_file(german_run) -> None:
     assert "Fidelity versus multiplicity" in result.output
 
 
+def test_run_from_the_written_config_reproduces_results(german_run, tmp_path) -> None:
+    out, _ = german_run
+    again = tmp_path / "again"
+    result = runner.invoke(app, ["run", str(out / "config.yaml"), "--out", str(again), "--quiet"])
+    assert result.exit_code == 0, result.output
+    first, second = pd.read_csv(out / "results.csv"), pd.read_csv(again / "results.csv")
+    pd.testing.assert_frame_equal(first, second)
+
+
 def test_results_table_is_tidy(german_run) -> None:
     out, _ = german_run
     results = pd.read_csv(out / "results.csv")
@@ -127,9 +136,9 @@ def test_cli_errors_are_clear(tmp_path) -> None:
     )
     path = tmp_path / "d.csv"
     path.write_text("a,b,y\n1,x,0\n2,z,1\n")
-    assert "Label column 'income' not found" in _error(
-        ["--csv", str(path), "--label", "income", "--sensitive", "b"]
+    assert _error(["--csv", str(path), "--label", "income", "--sensitive", "b"]) == (
+        "Error: Label column 'income' not found in d.csv. Available columns: a, b, y."
     )
-    assert "Sensitive column 'gender' not found" in _error(
-        ["--csv", str(path), "--label", "y", "--sensitive", "gender"]
+    assert _error(["--csv", str(path), "--label", "y", "--sensitive", "gender"]) == (
+        "Error: Sensitive column 'gender' not found in d.csv. Available columns: a, b, y."
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -13,6 +13,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from multisteal.errors import MultistealError
+
+if TYPE_CHECKING:
+    from multisteal.experiments import AuditConfig
 
 __all__ = ["app", "main"]
 
@@ -100,9 +103,7 @@ def audit(
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Steal a target, explore the Rashomon set of its surrogates and write a run directory."""
-    from multisteal.experiments import config_error_message, load_config, run_audit
-    from multisteal.experiments.io import write_run
-    from multisteal.report import write_report
+    from multisteal.experiments import config_error_message, load_config
 
     started = time.perf_counter()
     try:
@@ -140,7 +141,40 @@ def audit(
             "threads": threads,
         }
         config = load_config(raw)
-        steps = 2 + 4 * len(config.budgets)
+    except ValidationError as exc:
+        raise _fail(config_error_message(exc)) from None
+    except MultistealError as exc:
+        raise _fail(str(exc)) from None
+    _execute(config, out, quiet=quiet, started=started)
+
+
+@app.command()
+def run(
+    config_file: Annotated[
+        Path, typer.Argument(help="A YAML configuration (e.g. a run's config.yaml).")
+    ],
+    out: Annotated[Path, typer.Option(help="Run directory to write.")] = Path("runs/audit"),
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Run an audit from a YAML configuration (every field of ``config.yaml``)."""
+    from multisteal.experiments import load_config
+
+    started = time.perf_counter()
+    try:
+        config = load_config(config_file)
+    except MultistealError as exc:
+        raise _fail(str(exc)) from None
+    _execute(config, out, quiet=quiet, started=started)
+
+
+def _execute(config: AuditConfig, out: Path, *, quiet: bool, started: float) -> None:
+    """Run the audit with a progress bar, write the run directory and print the summary."""
+    from multisteal.experiments import run_audit
+    from multisteal.experiments.io import write_run
+    from multisteal.report import write_report
+
+    steps = 2 + 4 * len(config.budgets)
+    try:
         with Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
@@ -159,13 +193,10 @@ def audit(
             bar.update(task, description="writing run directory", completed=steps)
             write_run(result, out)
             write_report(out)
-    except ValidationError as exc:
-        raise _fail(config_error_message(exc)) from None
     except MultistealError as exc:
         raise _fail(str(exc)) from None
     console.print(f"Wrote {out} in {time.perf_counter() - started:.1f} s", highlight=False)
-    summary = (out / "summary.md").read_text()
-    typer.echo(summary)
+    typer.echo((out / "summary.md").read_text())
 
 
 @app.command()
