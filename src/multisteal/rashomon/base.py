@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from multisteal import metrics
 from multisteal.attacks.base import Transcript
 from multisteal.errors import InvalidInputError
 from multisteal.models.mlp import TorchMLPClassifier
@@ -128,8 +129,8 @@ def check_epsilon(epsilon: float) -> float:
 
 
 def _disagreement_rate(P: NDArray[np.float64], labels: NDArray[np.int64]) -> NDArray[np.float64]:
-    decisions = np.argmax(P, axis=2)
-    out: NDArray[np.float64] = (decisions != labels[None, :]).mean(axis=1)
+    """Label disagreement of every candidate with ``labels``, shape (M,)."""
+    out: NDArray[np.float64] = 1.0 - metrics.member_agreement(metrics.decisions(P), labels)
     return out
 
 
