@@ -31,27 +31,29 @@ def _best_of(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
 
 
 def naive_capacity_loop(P: np.ndarray, tol: float = 1e-12, max_iter: int = 1000) -> np.ndarray:
-    """Per-sample Blahut–Arimoto, one sample at a time (the reference code's structure)."""
+    """Per-sample Blahut–Arimoto, one sample at a time, step for step like the reference code.
+
+    Posterior ``q = pw·P / col``, update ``r ∝ Π_c q^P``, stop when ``Σ (r − pw)² / M < tol``;
+    the capacity is ``Σ r P log(q / r)`` over positive terms. All-zero columns are skipped.
+    """
     M, N, _ = P.shape
     out = np.empty(N)
     for n in range(N):
         W = P[:, n, :]
         W = W[:, W.sum(axis=0) > 0]
-        p = np.full(M, 1.0 / M)
+        pw = np.full(M, 1.0 / M)
         for _ in range(max_iter):
-            q = p @ W
-            with np.errstate(divide="ignore", invalid="ignore"):
-                D = np.where(W > 0, W * np.log(W / q), 0.0).sum(axis=1)
-            new = p * np.exp(D)
-            new /= new.sum()
-            change = np.mean((new - p) ** 2)
-            p = new
+            q = pw[:, None] * W / (pw @ W)[None, :]
+            r = np.prod(np.power(q, W), axis=1)
+            r /= r.sum()
+            change = np.sum((r - pw) ** 2) / M
             if change < tol:
                 break
-        q = p @ W
+            pw = r
+        positive = (r[:, None] > 0) & (q > 0)
         with np.errstate(divide="ignore", invalid="ignore"):
-            D = np.where(W > 0, W * np.log(W / q), 0.0).sum(axis=1)
-        out[n] = 2 ** max(float(p @ D) / np.log(2), 0.0)
+            terms = np.where(positive, r[:, None] * W * np.log(q / r[:, None]), 0.0)
+        out[n] = 2.0 ** (terms.sum() / np.log(2.0))
     return out
 
 

@@ -71,7 +71,10 @@ def test_results_table_is_tidy(german_run) -> None:
         assert (group["loss[transcript]"] <= reference + eps + 1e-12).all()
         assert len(group) == sizes[(budget, eps)]
     log = pd.read_csv(out / "query_log.csv")
-    assert log.groupby("budget")["rows"].sum().to_dict() == {60: 60, 120: 120}
+    attacker = log[log["api"] == "attacker"]
+    assert attacker.groupby("budget")["rows"].sum().to_dict() == {60: 60, 120: 120}
+    # The auditor's view of the target (evaluation-set probabilities) is logged too.
+    assert log.loc[log["api"] == "auditor", "rows"].sum() == 200
 
 
 def test_samples_are_per_individual(german_run) -> None:
@@ -84,6 +87,14 @@ def test_samples_are_per_individual(german_run) -> None:
     assert (rc >= 1 - 1e-12).all()
     assert (rc <= 2 + 1e-12).all()
     assert set(samples["sensitive/sex"]) == {"male", "female"}
+
+
+def test_split_sizes_in_rows(tmp_path) -> None:
+    out = tmp_path / "rows"
+    args = ["audit", "--dataset", "german_credit", "--split", "500,300,150", "--out", str(out)]
+    result = runner.invoke(app, [*args, *SMALL])
+    assert result.exit_code == 0, result.output
+    assert len(np.load(out / "samples.npz")["y"]) == 150
 
 
 def test_csv_audit_without_code(tmp_path) -> None:
@@ -130,6 +141,16 @@ def test_cli_errors_are_clear(tmp_path) -> None:
     )
     assert _error(["--epsilon", "-0.1"]) == (
         "Error: Invalid configuration: - epsilons: epsilon must be a finite number >= 0, got -0.1."
+    )
+    assert _error(["--dataset", "german_credit", "--budget", "100,1000"]) == (
+        "Error: The pool attack needs 1000 distinct rows but the attacker's pool has 400."
+    )
+    assert _error(["--split", "0.5,0.5"]) == (
+        "Error: --split needs three sizes (target-train, pool, evaluation), got '0.5,0.5'."
+    )
+    assert _error(["--target", "forest"]) == (
+        "Error: Invalid configuration: - target: Unknown model 'forest'. Available models: "
+        "logistic, mlp, torch-logistic, gboost."
     )
     assert _error(["--budget", "10,ten"]) == (
         "Error: --budget must be comma-separated whole numbers, got '10,ten'."

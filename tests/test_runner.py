@@ -78,8 +78,10 @@ def test_ambiguity_rows_agree_with_per_sample_flags(retrain_run) -> None:
 
 def test_attacker_spends_exactly_its_budgets(retrain_run) -> None:
     log = retrain_run.query_log
-    assert log.groupby("budget")["rows"].sum().to_dict() == {80: 80, 160: 160}
+    attacker = log[log["api"] == "attacker"]
+    assert attacker.groupby("budget")["rows"].sum().to_dict() == {80: 80, 160: 160}
     assert set(log["status"]) == {"answered"}
+    assert log.loc[log["api"] == "auditor", "rows"].sum() == len(retrain_run.samples["y"])
 
 
 def test_fairlearn_method_gives_the_same_tables(german, retrain_run) -> None:

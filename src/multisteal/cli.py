@@ -28,6 +28,7 @@ console = Console(stderr=True)
 
 BAD_INT_LIST = "{option} must be comma-separated whole numbers, got {value!r}."
 BAD_FLOAT_LIST = "{option} must be comma-separated numbers, got {value!r}."
+BAD_SPLIT = "--split needs three sizes (target-train, pool, evaluation), got {value!r}."
 
 
 class CLIError(MultistealError):
@@ -46,6 +47,16 @@ def _floats(option: str, value: str) -> list[float]:
         return [float(v) for v in value.split(",") if v.strip()]
     except ValueError:
         raise CLIError(BAD_FLOAT_LIST.format(option=option, value=value)) from None
+
+
+def _split(value: str) -> dict[str, float]:
+    sizes: list[float] = _floats("--split", value)
+    if len(sizes) != 3:
+        raise CLIError(BAD_SPLIT.format(value=value))
+    # Whole numbers written without a decimal point are row counts, the rest fractions.
+    tokens = [v.strip() for v in value.split(",") if v.strip()]
+    sizes = [int(t) if t.lstrip("+").isdigit() else s for t, s in zip(tokens, sizes, strict=True)]
+    return dict(zip(("target_train", "pool", "evaluation"), sizes, strict=True))
 
 
 def _fail(message: str) -> typer.Exit:
@@ -98,6 +109,9 @@ def audit(
     fairness_method: Annotated[
         str, typer.Option(help="Per-member fairness: vectorised, or fairlearn (slow, identical).")
     ] = "vectorised",
+    split: Annotated[
+        str, typer.Option(help="target-train,pool,evaluation sizes (fractions or row counts).")
+    ] = "0.4,0.4,0.2",
     seed: Annotated[int, typer.Option(help="Seed of every random step.")] = 0,
     threads: Annotated[int, typer.Option(help="Torch threads.")] = 2,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
@@ -115,6 +129,7 @@ def audit(
             if sensitive
             else None,
             "data_dir": data_dir,
+            "split": _split(split),
             "target": target,
             "target_path": load_target,
             "attack": attack,

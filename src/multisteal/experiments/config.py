@@ -8,7 +8,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from multisteal.attacks import ATTACKS, UNKNOWN_ATTACK
 from multisteal.errors import ConfigError
+from multisteal.models.zoo import MODELS, UNKNOWN_MODEL
 from multisteal.query.ledger import BAD_BUDGET
 from multisteal.rashomon.base import BAD_EPSILON
 
@@ -40,9 +42,9 @@ class _Strict(BaseModel):
 class SplitConfig(_Strict):
     """Sizes of the target-train / attacker pool / evaluation parts (fractions or row counts)."""
 
-    target_train: float = 0.4
-    pool: float = 0.4
-    evaluation: float = 0.2
+    target_train: int | float = 0.4
+    pool: int | float = 0.4
+    evaluation: int | float = 0.2
 
 
 class DropoutConfig(_Strict):
@@ -96,6 +98,20 @@ class AuditConfig(_Strict):
     fairness_method: Literal["vectorised", "fairlearn"] = "vectorised"
     seed: int = 0
     threads: int = Field(2, ge=1)
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, value: str) -> str:
+        if value not in MODELS:
+            raise ValueError(UNKNOWN_MODEL.format(name=value, available=", ".join(MODELS)))
+        return value
+
+    @field_validator("attack")
+    @classmethod
+    def _attack(cls, value: str) -> str:
+        if value not in ATTACKS:
+            raise ValueError(UNKNOWN_ATTACK.format(name=value, available=", ".join(ATTACKS)))
+        return value
 
     @field_validator("budgets")
     @classmethod

@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 
 from multisteal import metrics
 from multisteal.attacks import Transcript, make_attack
+from multisteal.attacks.pool import POOL_TOO_SMALL
 from multisteal.data import (
     TabularDataset,
     TabularPreprocessor,
@@ -21,6 +22,7 @@ from multisteal.data import (
     load_dataset,
     split_dataset,
 )
+from multisteal.errors import ConfigError
 from multisteal.experiments.config import AuditConfig
 from multisteal.models import Classifier, TorchMLPClassifier, load_model, train_target
 from multisteal.query import LocalQueryAPI
@@ -65,7 +67,8 @@ class AuditResult:
     results : one row per budget × ε × reference (``target`` or ``surrogate``).
     members : one row per budget × ε × member of the ε-Rashomon set.
     samples : per-sample arrays, keyed ``b{budget}/eps{ε}/{metric}`` plus shared arrays.
-    query_log : every batch the attacker's APIs received (one row per batch).
+    query_log : every batch the target's APIs received, one row per batch; ``api`` says whose
+        (``attacker``, one API per budget, or ``auditor``, the evaluation-set probabilities).
     timings : seconds spent per step.
     target : the target model (saved as an artifact with the run; never used by metrics).
     """
@@ -141,13 +144,30 @@ def run_audit(
     the attacker's (one per budget, with the configured output mode) and the auditor's (full
     probabilities on the evaluation set, budgeted to exactly that set).
     """
-    say = progress or (lambda _msg: None)
+    threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
+    try:
+        return _run_audit(config, data=data, target=target, progress=progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_audit(
+    config: AuditConfig,
+    *,
+    data: PreparedData | None,
+    target: Classifier | None,
+    progress: Progress | None,
+) -> AuditResult:
+    say = progress or (lambda _msg: None)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     say("loading data")
     data = data or prepare_data(config)
     timings["data"] = time.perf_counter() - clock
+    if config.attack == "pool" and max(config.budgets) > len(data.X_pool):
+        # Checked before any work, so no budget's results are lost to a late failure.
+        raise ConfigError(POOL_TOO_SMALL.format(budget=max(config.budgets), size=len(data.X_pool)))
 
     clock = time.perf_counter()
     if target is None and config.target_path is not None:
@@ -164,15 +184,18 @@ def run_audit(
         )
     timings["target"] = time.perf_counter() - clock
 
+    # The auditor reaches the target through its own budgeted API too: no side door.
     auditor = LocalQueryAPI(target, output="probabilities", budget=len(data.X_eval))
     P_target = auditor.query(data.X_eval).scores
     assert P_target is not None
+    logs: list[pd.DataFrame] = [
+        auditor.log.to_frame().assign(api="auditor", budget=len(data.X_eval))
+    ]
     context = _AuditContext.build(config, data, P_target)
 
     explorer = make_explorer(config)
     results: list[dict[str, Any]] = []
     members: list[pd.DataFrame] = []
-    logs: list[pd.DataFrame] = []
     for budget in config.budgets:
         rng = np.random.default_rng([config.seed, budget])
         clock = time.perf_counter()
@@ -182,7 +205,7 @@ def run_audit(
         )
         attack = make_attack(config.attack, pool=data.X_pool, feature_groups=data.feature_groups)
         transcript = attack.run(api, budget, rng=rng)
-        logs.append(api.log.to_frame().assign(budget=budget))
+        logs.append(api.log.to_frame().assign(api="attacker", budget=budget))
         train_part, holdout = transcript.holdout_split(config.holdout_fraction, rng=rng)
 
         say(f"budget {budget}: surrogate ({config.surrogate})")
