@@ -193,6 +193,15 @@ def _run_audit(
     ]
     context = _AuditContext.build(config, data, P_target)
 
+    def refit(part: Transcript, seed: int) -> TorchMLPClassifier:
+        return fit_surrogate(
+            part,
+            architecture=config.surrogate,
+            labels=config.labels,
+            random_state=seed,
+            **config.surrogate_params,
+        )
+
     explorer = make_explorer(config)
     results: list[dict[str, Any]] = []
     members: list[pd.DataFrame] = []
@@ -209,16 +218,6 @@ def _run_audit(
         train_part, holdout = transcript.holdout_split(config.holdout_fraction, rng=rng)
 
         say(f"budget {budget}: surrogate ({config.surrogate})")
-
-        def refit(part: Transcript, seed: int) -> TorchMLPClassifier:
-            return fit_surrogate(
-                part,
-                architecture=config.surrogate,
-                labels=config.labels,
-                random_state=seed,
-                **config.surrogate_params,
-            )
-
         surrogate = refit(train_part, config.seed)
         timings[f"attack+surrogate[{budget}]"] = time.perf_counter() - clock
 
