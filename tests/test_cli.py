@@ -163,3 +163,25 @@ def test_cli_errors_are_clear(tmp_path) -> None:
     assert _error(["--csv", str(path), "--label", "y", "--sensitive", "gender"]) == (
         "Error: Sensitive column 'gender' not found in d.csv. Available columns: a, b, y."
     )
+
+
+def test_finished_budgets_survive_a_later_failure(tmp_path, monkeypatch) -> None:
+    from multisteal.errors import InvalidInputError
+    from multisteal.experiments import runner as runner_module
+
+    evaluate = runner_module._AuditContext.evaluate
+
+    def failing(self, candidates, holdout_labels, *, budget, explorer):
+        if budget == 120:
+            raise InvalidInputError("simulated failure at budget 120")
+        return evaluate(self, candidates, holdout_labels, budget=budget, explorer=explorer)
+
+    monkeypatch.setattr(runner_module._AuditContext, "evaluate", failing)
+    out = tmp_path / "partial"
+    message = _error(["--dataset", "german_credit", "--out", str(out), *SMALL])
+    assert message == (
+        f"Error: simulated failure at budget 120 Results of the finished budgets (60) are kept in {out}."
+    )
+    results = pd.read_csv(out / "results.csv")
+    assert set(results["budget"]) == {60}
+    assert (out / "samples.npz").is_file()

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from multisteal.errors import MultistealError
 
 if TYPE_CHECKING:
-    from multisteal.experiments import AuditConfig
+    from multisteal.experiments import AuditConfig, AuditResult
 
 __all__ = ["app", "main"]
 
@@ -28,6 +28,7 @@ console = Console(stderr=True)
 
 BAD_INT_LIST = "{option} must be comma-separated whole numbers, got {value!r}."
 BAD_FLOAT_LIST = "{option} must be comma-separated numbers, got {value!r}."
+PARTIAL_KEPT = "Results of the finished budgets ({budgets}) are kept in {out}."
 BAD_SPLIT = "--split needs three sizes (target-train, pool, evaluation), got {value!r}."
 
 
@@ -189,6 +190,12 @@ def _execute(config: AuditConfig, out: Path, *, quiet: bool, started: float) -> 
     from multisteal.report import write_report
 
     steps = 2 + 4 * len(config.budgets)
+    finished: list[int] = []
+
+    def save_partial(partial: AuditResult) -> None:
+        write_run(partial, out)
+        finished[:] = sorted({int(b) for b in partial.results["budget"]})
+
     try:
         with Progress(
             SpinnerColumn(),
@@ -204,12 +211,15 @@ def _execute(config: AuditConfig, out: Path, *, quiet: bool, started: float) -> 
             def progress(message: str) -> None:
                 bar.update(task, description=message, advance=1)
 
-            result = run_audit(config, progress=progress)
+            result = run_audit(config, progress=progress, checkpoint=save_partial)
             bar.update(task, description="writing run directory", completed=steps)
             write_run(result, out)
             write_report(out)
-    except MultistealError as exc:
-        raise _fail(str(exc)) from None
+    except (MultistealError, KeyboardInterrupt) as exc:
+        message = str(exc) or type(exc).__name__
+        if finished:
+            message += "\n" + PARTIAL_KEPT.format(out=out, budgets=", ".join(map(str, finished)))
+        raise _fail(message) from None
     console.print(f"Wrote {out} in {time.perf_counter() - started:.1f} s", highlight=False)
     typer.echo((out / "summary.md").read_text())
 

@@ -41,6 +41,8 @@ __all__ = ["AuditResult", "PreparedData", "make_explorer", "prepare_data", "run_
 
 Progress = Callable[[str], None]
 """Called with a short description before each step of the audit."""
+Checkpoint = Callable[["AuditResult"], None]
+"""Called with the partial result (finished budgets only) after each budget."""
 
 
 @dataclass(frozen=True)
@@ -136,8 +138,12 @@ def run_audit(
     data: PreparedData | None = None,
     target: Classifier | None = None,
     progress: Progress | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> AuditResult:
     """Run the full audit described by ``config``.
+
+    ``checkpoint``, when given, is called with the partial result after every budget, so a
+    caller can persist finished budgets before a later one fails or is interrupted.
 
     ``data`` and ``target`` may be given to reuse prepared data or a fitted target; otherwise
     they are built from the configuration. The target is only reached through query APIs:
@@ -147,7 +153,9 @@ def run_audit(
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
-        return _run_audit(config, data=data, target=target, progress=progress)
+        return _run_audit(
+            config, data=data, target=target, progress=progress, checkpoint=checkpoint
+        )
     finally:
         torch.set_num_threads(threads)
 
@@ -158,6 +166,7 @@ def _run_audit(
     data: PreparedData | None,
     target: Classifier | None,
     progress: Progress | None,
+    checkpoint: Checkpoint | None,
 ) -> AuditResult:
     say = progress or (lambda _msg: None)
     timings: dict[str, float] = {}
@@ -243,14 +252,28 @@ def _run_audit(
         members.append(member_rows)
         context.samples.update(arrays)
         timings[f"metrics[{budget}]"] = time.perf_counter() - clock
+        if checkpoint is not None:
+            checkpoint(_result(config, results, members, context.samples, logs, timings, target))
 
+    return _result(config, results, members, context.samples, logs, timings, target)
+
+
+def _result(
+    config: AuditConfig,
+    results: list[dict[str, Any]],
+    members: list[pd.DataFrame],
+    samples: dict[str, NDArray[Any]],
+    logs: list[pd.DataFrame],
+    timings: dict[str, float],
+    target: Classifier,
+) -> AuditResult:
     return AuditResult(
         config=config,
         results=pd.DataFrame(results),
         members=pd.concat(members, ignore_index=True),
-        samples=context.samples,
+        samples=dict(samples),
         query_log=pd.concat(logs, ignore_index=True),
-        timings=timings,
+        timings=dict(timings),
         target=target,
     )
 
