@@ -171,11 +171,6 @@ class RashomonSet:
     def size(self) -> int:
         return int(self.members.shape[0])
 
-    def select(self, array: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Rows of a candidate-indexed array (first axis M) that belong to the set."""
-        out: NDArray[np.float64] = array[self.members]
-        return out
-
 
 def rashomon_set(
     losses: Mapping[str, NDArray[np.float64]],
