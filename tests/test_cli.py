@@ -77,6 +77,23 @@ def test_results_table_is_tidy(german_run) -> None:
     assert log.loc[log["api"] == "auditor", "rows"].sum() == 200
 
 
+def test_saved_target_scores_raw_rows_like_the_audit(german_run) -> None:
+    import joblib
+
+    from multisteal.data import split_dataset
+    from multisteal.models import load_model
+
+    out, _ = german_run
+    target = load_model(out / "target")
+    encoder = joblib.load(out / "target" / "preprocessor.joblib")
+    ds = load_dataset("german_credit")
+    evaluation = split_dataset(ds.y, sizes=(0.4, 0.4, 0.2), seed=0).evaluation
+    scores = target.predict_proba(encoder.transform(ds.features.iloc[evaluation]))
+    np.testing.assert_allclose(
+        scores, np.load(out / "samples.npz")["target_probabilities"], atol=1e-12
+    )
+
+
 def test_samples_are_per_individual(german_run) -> None:
     out, _ = german_run
     samples = np.load(out / "samples.npz")

@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import joblib
 import numpy as np
 
 from multisteal.experiments.runner import AuditResult
 from multisteal.models.io import save_model
 
-__all__ = ["RUN_FILES", "write_run"]
+__all__ = ["PREPROCESSOR_FILE", "RUN_FILES", "write_run"]
 
+PREPROCESSOR_FILE = "preprocessor.joblib"
 RUN_FILES = (
     "config.yaml",
     "results.csv",
@@ -56,9 +58,14 @@ def write_run(result: AuditResult, out: str | Path) -> Path:
 
     atomic("samples.npz", save_npz)
     if result.target is not None:
-        save_model(
-            result.target,
-            folder / "target",
-            metadata={"family": result.config.target, "data": result.config.data_name},
-        )
+        metadata: dict[str, object] = {
+            "family": result.config.target,
+            "data": result.config.data_name,
+            "seed": result.config.seed,
+        }
+        if result.preprocessor is not None:
+            metadata["features"] = list(result.preprocessor.feature_names_out_)
+        target = save_model(result.target, folder / "target", metadata=metadata)
+        if result.preprocessor is not None:
+            joblib.dump(result.preprocessor, target / PREPROCESSOR_FILE)
     return folder

@@ -73,6 +73,8 @@ class AuditResult:
         (``attacker``, one API per budget, or ``auditor``, the evaluation-set probabilities).
     timings : seconds spent per step.
     target : the target model (saved as an artifact with the run; never used by metrics).
+    preprocessor : the encoder fitted on target-train rows (saved next to the target, so the
+        artifact can score raw rows of the dataset).
     """
 
     config: AuditConfig
@@ -82,6 +84,7 @@ class AuditResult:
     query_log: pd.DataFrame
     timings: dict[str, float] = field(default_factory=dict)
     target: Classifier | None = None
+    preprocessor: TabularPreprocessor | None = None
 
 
 def prepare_data(config: AuditConfig) -> PreparedData:
@@ -253,13 +256,16 @@ def _run_audit(
         context.samples.update(arrays)
         timings[f"metrics[{budget}]"] = time.perf_counter() - clock
         if checkpoint is not None:
-            checkpoint(_result(config, results, members, context.samples, logs, timings, target))
+            checkpoint(
+                _result(config, data, results, members, context.samples, logs, timings, target)
+            )
 
-    return _result(config, results, members, context.samples, logs, timings, target)
+    return _result(config, data, results, members, context.samples, logs, timings, target)
 
 
 def _result(
     config: AuditConfig,
+    data: PreparedData,
     results: list[dict[str, Any]],
     members: list[pd.DataFrame],
     samples: dict[str, NDArray[Any]],
@@ -275,6 +281,7 @@ def _result(
         query_log=pd.concat(logs, ignore_index=True),
         timings=dict(timings),
         target=target,
+        preprocessor=data.preprocessor,
     )
 
 
