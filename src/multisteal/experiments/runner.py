@@ -336,7 +336,7 @@ class _AuditContext:
         for name, values in losses.items():
             per_member[f"loss[{name}]"] = values
         per_member["agreement"] = metrics.member_agreement(d, self.t)
-        per_member["accuracy"] = metrics.member_agreement(d, data.y_eval)
+        per_member["accuracy"] = metrics.member_accuracy(data.y_eval, d)
         per_member["probability_fidelity"] = metrics.member_probability_fidelity(P, self.P_target)
         fairness = _fairness(data, d[largest.members], config.fairness_method)
         fairness.index = largest.members
