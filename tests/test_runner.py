@@ -118,3 +118,40 @@ def test_demo_sized_adult_audit() -> None:
     assert (top["surrogate_agreement"] > 0.95).all()
     assert (top["set_size"] > 1).all()
     assert isinstance(result.results, pd.DataFrame)
+
+
+def test_small_groups_are_left_out_of_differences_only() -> None:
+    config = load_config(
+        {
+            "dataset": "compas",
+            "target": "logistic",
+            "budgets": [200],
+            "epsilons": [0.02],
+            "explorer": "retrain",
+            "retrain": {"n_members": 2},
+            "threads": 1,
+        }
+    )
+    result = run_audit(config)
+    s = result.samples
+    race = s["sensitive/race"]
+    counts = pd.Series(race).value_counts()
+    small = sorted(g for g, n in counts.items() if n < 20)
+    assert small  # COMPAS has Asian and Native American groups far below 20 evaluation rows
+    row = result.results.iloc[0]
+    assert row["fairness_excluded_groups"] == "; ".join(f"race={g} ({counts[g]})" for g in small)
+    keep = ~np.isin(race, small)
+    # fairlearn on the remaining groups; the favourable COMPAS class is 0 (no recidivism),
+    # and demographic parity / equalized odds differences are the same for either label.
+    y, t = s["y"][keep], s["target_decisions"][keep]
+    assert row["demographic_parity_difference[race]_target"] == pytest.approx(
+        demographic_parity_difference(y, t, sensitive_features=race[keep]), abs=1e-12
+    )
+    assert row["equalized_odds_difference[race]_target"] == pytest.approx(
+        equalized_odds_difference(y, t, sensitive_features=race[keep]), abs=1e-12
+    )
+    # Per-group accuracy is still reported for the small groups.
+    for group in small:
+        mask = race == group
+        expected = np.mean(s["target_decisions"][mask] == s["y"][mask])
+        assert row[f"group_accuracy[race={group}]_target"] == pytest.approx(expected)

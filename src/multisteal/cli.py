@@ -110,6 +110,12 @@ def audit(
     fairness_method: Annotated[
         str, typer.Option(help="Per-member fairness: vectorised, or fairlearn (slow, identical).")
     ] = "vectorised",
+    min_group_size: Annotated[
+        int,
+        typer.Option(
+            help="Groups with fewer evaluation rows are left out of fairness differences."
+        ),
+    ] = 20,
     split: Annotated[
         str, typer.Option(help="target-train,pool,evaluation sizes (fractions or row counts).")
     ] = "0.4,0.4,0.2",
@@ -153,6 +159,7 @@ def audit(
             "retrain": {"n_members": retrain_members, "bootstrap": bootstrap},
             "holdout_fraction": holdout,
             "fairness_method": fairness_method,
+            "min_group_size": min_group_size,
             "seed": seed,
             "threads": threads,
         }

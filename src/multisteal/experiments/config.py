@@ -96,6 +96,7 @@ class AuditConfig(_Strict):
     criterion: Literal["transcript", "test-fidelity", "test-loss"] = "transcript"
 
     fairness_method: Literal["vectorised", "fairlearn"] = "vectorised"
+    min_group_size: int = Field(20, ge=0)
     seed: int = 0
     threads: int = Field(2, ge=1)
 

@@ -295,6 +295,7 @@ class _AuditContext:
     t: NDArray[np.int64]
     target_fairness: dict[str, float]
     samples: dict[str, NDArray[Any]]
+    excluded: str
 
     @classmethod
     def build(
@@ -303,7 +304,9 @@ class _AuditContext:
         t = metrics.decisions(P_target)
         target_fairness = {
             str(k): float(v)
-            for k, v in _fairness(data, t[None, :], config.fairness_method).iloc[0].items()
+            for k, v in _fairness(data, t[None, :], config.fairness_method, config.min_group_size)
+            .iloc[0]
+            .items()
         }
         samples: dict[str, NDArray[Any]] = {
             "y": data.y_eval,
@@ -314,7 +317,14 @@ class _AuditContext:
             samples[f"sensitive/{column}"] = np.asarray(
                 data.sensitive_eval[column].astype(str).tolist(), dtype=np.str_
             )
-        return cls(config, data, P_target, t, target_fairness, samples)
+        excluded = "; ".join(
+            f"{attribute}={group} ({n})"
+            for attribute, groups in small_groups(
+                data.sensitive_eval, config.min_group_size
+            ).items()
+            for group, n in groups.items()
+        )
+        return cls(config, data, P_target, t, target_fairness, samples, excluded)
 
     def evaluate(
         self,
@@ -338,7 +348,9 @@ class _AuditContext:
         per_member["agreement"] = metrics.member_agreement(d, self.t)
         per_member["accuracy"] = metrics.member_accuracy(data.y_eval, d)
         per_member["probability_fidelity"] = metrics.member_probability_fidelity(P, self.P_target)
-        fairness = _fairness(data, d[largest.members], config.fairness_method)
+        fairness = _fairness(
+            data, d[largest.members], config.fairness_method, config.min_group_size
+        )
         fairness.index = largest.members
         per_member = per_member.join(fairness)
 
@@ -357,6 +369,8 @@ class _AuditContext:
             "budget": budget,
             "n_candidates": len(candidates),
             "holdout_size": int(holdout_labels.size),
+            "min_group_size": config.min_group_size,
+            "fairness_excluded_groups": self.excluded,
             "target_accuracy": metrics.accuracy(data.y_eval, self.t),
             "surrogate_accuracy": metrics.accuracy(data.y_eval, s),
             "surrogate_agreement": metrics.agreement(self.t, s),
@@ -425,21 +439,47 @@ def _sample_summaries(per_sample: Mapping[str, NDArray[Any]]) -> dict[str, float
     return out
 
 
-def _fairness(data: PreparedData, d: NDArray[np.int64], method: str) -> pd.DataFrame:
-    """Fairness of each member (rows) per metric[attribute] (columns)."""
+def small_groups(sensitive: pd.DataFrame, min_group_size: int) -> dict[str, dict[str, int]]:
+    """Groups with fewer than ``min_group_size`` rows, per attribute: ``{attr: {group: n}}``."""
+    out: dict[str, dict[str, int]] = {}
+    for attribute in sensitive.columns:
+        counts = sensitive[attribute].astype(str).value_counts()
+        small = counts[counts < min_group_size]
+        out[str(attribute)] = {str(g): int(n) for g, n in sorted(small.items())}
+    return out
+
+
+def _fairness(
+    data: PreparedData, d: NDArray[np.int64], method: str, min_group_size: int = 0
+) -> pd.DataFrame:
+    """Fairness of each member (rows) per metric[attribute] (columns).
+
+    Between-group differences leave out groups with fewer than ``min_group_size`` evaluation
+    rows (their rates are too noisy to compare: one flipped decision moves them by > 1/n);
+    per-group accuracy is reported for every group.
+    """
+    excluded = small_groups(data.sensitive_eval, min_group_size)
+    pos_label = data.dataset.positive_class
     frames = []
     for attribute in data.sensitive_eval.columns:
-        frame = metrics.member_fairness(
-            data.y_eval,
-            d,
-            sensitive_features=data.sensitive_eval[attribute].to_numpy(),
-            pos_label=data.dataset.positive_class,
-            method=method,
+        groups = data.sensitive_eval[attribute].astype(str).to_numpy()
+        every = metrics.member_fairness(
+            data.y_eval, d, sensitive_features=groups, pos_label=pos_label, method=method
         )
+        keep = ~np.isin(groups, list(excluded[str(attribute)]))
+        differences = every
+        if not keep.all():
+            differences = metrics.member_fairness(
+                data.y_eval[keep],
+                d[:, keep],
+                sensitive_features=groups[keep],
+                pos_label=pos_label,
+                method=method,
+            )
         renamed = {name: f"{name}[{attribute}]" for name in metrics.FAIRNESS_METRICS}
-        for group in frame.columns.difference(list(metrics.FAIRNESS_METRICS)):
+        for column in every.columns.difference(list(metrics.FAIRNESS_METRICS)):
             # "accuracy[Female]" -> "group_accuracy[sex=Female]"
-            renamed[group] = f"group_accuracy[{attribute}={str(group)[len('accuracy[') : -1]}]"
-        frame = frame.rename(columns=renamed)
-        frames.append(frame.reset_index(drop=True))
-    return pd.concat(frames, axis=1)
+            renamed[column] = f"group_accuracy[{attribute}={str(column)[len('accuracy[') : -1]}]"
+        frames.append(differences[list(metrics.FAIRNESS_METRICS)].rename(columns=renamed))
+        frames.append(every.drop(columns=list(metrics.FAIRNESS_METRICS)).rename(columns=renamed))
+    return pd.concat([f.reset_index(drop=True) for f in frames], axis=1)

@@ -23,6 +23,20 @@ def _markdown(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body])
 
 
+def _excluded_note(results: pd.DataFrame) -> list[str]:
+    if "fairness_excluded_groups" not in results:
+        return []
+    excluded = results["fairness_excluded_groups"].iloc[0]
+    if not isinstance(excluded, str) or not excluded:
+        return []
+    size = int(results["min_group_size"].iloc[0])
+    return [
+        "",
+        f"Between-group differences leave out groups with fewer than {size} evaluation rows "
+        f"(their per-group accuracy is still listed): {excluded}.",
+    ]
+
+
 def _resolution_note(results: pd.DataFrame) -> list[str]:
     if results["criterion"].iloc[0] != "transcript" or "holdout_size" not in results:
         return []
@@ -66,6 +80,7 @@ def render_summary(results: pd.DataFrame) -> str:
         f"## Group fairness across the set (budget {budget}, ε = {epsilon:g})",
         "",
         _markdown(fair),
+        *_excluded_note(results),
         "",
         "## What this means",
         "",
