@@ -324,7 +324,7 @@ class _AuditContext:
             ).items()
             for group, n in groups.items()
         )
-        return cls(config, data, P_target, t, target_fairness, samples, excluded)
+        return cls(config, data, P_target, t, target_fairness, samples, excluded or "none")
 
     def evaluate(
         self,

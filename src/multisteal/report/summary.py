@@ -27,7 +27,7 @@ def _excluded_note(results: pd.DataFrame) -> list[str]:
     if "fairness_excluded_groups" not in results:
         return []
     excluded = results["fairness_excluded_groups"].iloc[0]
-    if not isinstance(excluded, str) or not excluded:
+    if not isinstance(excluded, str) or excluded in ("", "none"):
         return []
     size = int(results["min_group_size"].iloc[0])
     return [
