@@ -155,3 +155,50 @@ def test_small_groups_are_left_out_of_differences_only() -> None:
         mask = race == group
         expected = np.mean(s["target_decisions"][mask] == s["y"][mask])
         assert row[f"group_accuracy[race={group}]_target"] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"attack": "synthetic"},
+        {
+            "dropout": {
+                "kind": "gaussian",
+                "semantics": "per-pass",
+                "n_rates": 3,
+                "members_per_rate": 3,
+            }
+        },
+        {"labels": "hard", "surrogate": "logistic"},
+        {"criterion": "test-loss"},
+    ],
+    ids=["synthetic", "gaussian-per-pass", "hard-logistic", "test-loss"],
+)
+def test_configuration_variants_run(german, overrides) -> None:
+    result = run_audit(load_config({**FAST, "budgets": [100], **overrides}), data=german)
+    rows = result.results
+    assert len(rows) == 2 * 2  # ε × reference
+    assert (rows["set_size"] >= 1).all()
+    for key, value in overrides.items():
+        if key == "dropout":
+            assert set(rows["explorer_dropout_kind"]) == {value["kind"]}
+            assert set(rows["explorer_dropout_semantics"]) == {value["semantics"]}
+        elif key in rows:
+            assert set(rows[key]) == {value}
+
+
+def test_a_saved_target_can_be_attacked_again(german, retrain_run, tmp_path, monkeypatch) -> None:
+    from multisteal.experiments import runner as runner_module
+    from multisteal.experiments.io import write_run
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the saved target must be loaded, not retrained")
+
+    monkeypatch.setattr(runner_module, "train_target", no_training)
+    write_run(retrain_run, tmp_path / "first")
+    config = retrain_run.config.model_copy(update={"target_path": tmp_path / "first" / "target"})
+    again = run_audit(config, data=german)
+    np.testing.assert_array_equal(
+        again.samples["target_probabilities"], retrain_run.samples["target_probabilities"]
+    )
+    pd.testing.assert_frame_equal(again.results, retrain_run.results)
