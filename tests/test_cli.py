@@ -202,3 +202,22 @@ def test_finished_budgets_survive_a_later_failure(tmp_path, monkeypatch) -> None
     results = pd.read_csv(out / "results.csv")
     assert set(results["budget"]) == {60}
     assert (out / "samples.npz").is_file()
+
+
+def test_summary_explains_what_shapes_the_numbers(german_run) -> None:
+    from multisteal.report import render_summary
+
+    out, _ = german_run
+    results = pd.read_csv(out / "results.csv")
+    text = render_summary(results)
+    assert "so losses move in steps of 1/12 = 0.0833, 1/24 = 0.0417" in text  # 20 % of 60, 120
+    assert "per-pass" not in text
+    assert "leave out groups" not in text
+    results["explorer_dropout_semantics"] = "per-pass"
+    results["fairness_excluded_groups"] = "sex=female (3)"
+    text = render_summary(results)
+    assert "Dropout used **per-pass** semantics" in text
+    assert (
+        "fewer than 20 evaluation rows (their per-group accuracy is still listed): sex=female (3)."
+        in text
+    )

@@ -23,6 +23,17 @@ def _markdown(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body])
 
 
+def _semantics_note(first: pd.Series) -> list[str]:
+    if first.get("explorer_dropout_semantics") != "per-pass":
+        return []
+    return [
+        "",
+        "Dropout used **per-pass** semantics: each member is one stochastic forward pass over "
+        "the data (fresh noise per element), not a fixed model, so member-level fairness is that "
+        "of a pass. Use `per-member` for members that are well-defined models.",
+    ]
+
+
 def _excluded_note(results: pd.DataFrame) -> list[str]:
     if "fairness_excluded_groups" not in results:
         return []
@@ -65,6 +76,7 @@ def render_summary(results: pd.DataFrame) -> str:
         f"answering `{first['output']}`; surrogate `{first['surrogate']}`; Rashomon set from the "
         f"`{first['explorer']}` explorer ({int(first['n_candidates'])} candidates per budget), "
         f"filtered with the `{first['criterion']}` criterion.",
+        *_semantics_note(first),
         "",
         "## Fidelity versus multiplicity",
         "",
