@@ -39,6 +39,14 @@ def test_yaml_round_trip(tmp_path) -> None:
         ),
         ({"bogus": 1}, "Invalid configuration:\n- bogus: Extra inputs are not permitted"),
         (
+            {"dropout": {"rates": [0.0, 1.0]}},
+            "Invalid configuration:\n- dropout: Dropout rates must be in [0, 1) for bernoulli and >= 0 for gaussian; got 1.0.",
+        ),
+        (
+            {"dropout": {"kind": "gaussian", "p_max": -0.1}},
+            "Invalid configuration:\n- dropout: Dropout rates must be in [0, 1) for bernoulli and >= 0 for gaussian; got -0.005.",
+        ),
+        (
             {"dataset": None, "csv": "x.csv"},
             "Invalid configuration:\n- config: A CSV file needs --label (the label column) and --sensitive (one or more sensitive columns).",
         ),

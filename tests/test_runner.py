@@ -202,3 +202,13 @@ def test_a_saved_target_can_be_attacked_again(german, retrain_run, tmp_path, mon
         again.samples["target_probabilities"], retrain_run.samples["target_probabilities"]
     )
     pd.testing.assert_frame_equal(again.results, retrain_run.results)
+
+
+def test_explicit_dropout_rates(german) -> None:
+    config = load_config(
+        {**FAST, "budgets": [100], "dropout": {"rates": [0.0, 0.05, 0.1], "members_per_rate": 2}}
+    )
+    result = run_audit(config, data=german)
+    assert set(result.results["n_candidates"]) == {1 + 3 * 2}
+    assert set(result.results["explorer_rate_max"]) == {0.1}
+    assert set(result.members["rate"]) <= {0.0, 0.05, 0.1}

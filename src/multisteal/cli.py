@@ -103,6 +103,10 @@ def audit(
     dropout_semantics: Annotated[str, typer.Option(help="per-member or per-pass.")] = "per-member",
     p_max: Annotated[float | None, typer.Option(help="Largest dropout rate of the grid.")] = None,
     n_rates: Annotated[int, typer.Option(help="Points of the dropout rate grid.")] = 21,
+    rates: Annotated[
+        str | None,
+        typer.Option(help="Explicit dropout rates, comma-separated (overrides the grid)."),
+    ] = None,
     members_per_rate: Annotated[int, typer.Option(help="Dropout members per rate.")] = 10,
     retrain_members: Annotated[int, typer.Option(help="Members of the retrain explorer.")] = 20,
     bootstrap: Annotated[bool, typer.Option(help="Retrain on bootstrap resamples.")] = False,
@@ -154,6 +158,7 @@ def audit(
                 "semantics": dropout_semantics,
                 "p_max": p_max,
                 "n_rates": n_rates,
+                "rates": _floats("--rates", rates) if rates else None,
                 "members_per_rate": members_per_rate,
             },
             "retrain": {"n_members": retrain_members, "bootstrap": bootstrap},

@@ -9,10 +9,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from multisteal.attacks import ATTACKS, UNKNOWN_ATTACK
-from multisteal.errors import ConfigError
+from multisteal.errors import ConfigError, InvalidInputError
 from multisteal.models.zoo import MODELS, UNKNOWN_MODEL
 from multisteal.query.ledger import BAD_BUDGET
 from multisteal.rashomon.base import BAD_EPSILON
+from multisteal.rashomon.dropout import DropoutExplorer
 
 __all__ = [
     "AuditConfig",
@@ -54,6 +55,23 @@ class DropoutConfig(_Strict):
     semantics: Literal["per-member", "per-pass"] = "per-member"
     p_max: float | None = None
     n_rates: int = Field(21, ge=1)
+    rates: list[float] | None = None  # an explicit grid; overrides p_max and n_rates
+
+    @model_validator(mode="after")
+    def _valid_grid(self) -> DropoutConfig:
+        try:
+            DropoutExplorer(
+                kind=self.kind,
+                semantics=self.semantics,
+                rates=self.rates,
+                p_max=self.p_max,
+                n_rates=self.n_rates,
+                members_per_rate=self.members_per_rate,
+            )
+        except InvalidInputError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
     members_per_rate: int = Field(10, ge=1)
 
 

@@ -127,6 +127,7 @@ def make_explorer(config: AuditConfig) -> Explorer:
         return DropoutExplorer(
             kind=d.kind,
             semantics=d.semantics,
+            rates=d.rates,
             p_max=d.p_max,
             n_rates=d.n_rates,
             members_per_rate=d.members_per_rate,
