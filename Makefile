@@ -38,11 +38,14 @@ typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
 # pytest exits 5 when it collects no test: that is a failure here, reported as exit 1.
+PYTEST = $(BIN)/python -m pytest -q
+NO_TESTS_IS_FAILURE = rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests were collected"; exit 1; fi; exit $$rc
+
 test: lint typecheck
-	$(BIN)/python -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests were collected"; exit 1; fi; exit $$rc
+	$(PYTEST); $(NO_TESTS_IS_FAILURE)
 
 test-all: lint typecheck
-	$(BIN)/python -m pytest -q -m "slow or not slow"; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests were collected"; exit 1; fi; exit $$rc
+	$(PYTEST) -m "slow or not slow"; $(NO_TESTS_IS_FAILURE)
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_metrics.py

@@ -51,12 +51,12 @@ def _floats(option: str, value: str) -> list[float]:
 
 
 def _split(value: str) -> dict[str, float]:
-    sizes: list[float] = _floats("--split", value)
-    if len(sizes) != 3:
-        raise CLIError(BAD_SPLIT.format(value=value))
     # Whole numbers written without a decimal point are row counts, the rest fractions.
     tokens = [v.strip() for v in value.split(",") if v.strip()]
-    sizes = [int(t) if t.lstrip("+").isdigit() else s for t, s in zip(tokens, sizes, strict=True)]
+    _floats("--split", value)  # the error for anything that is not a number
+    if len(tokens) != 3:
+        raise CLIError(BAD_SPLIT.format(value=value))
+    sizes = [int(t) if t.lstrip("+").isdigit() else float(t) for t in tokens]
     return dict(zip(("target_train", "pool", "evaluation"), sizes, strict=True))
 
 

@@ -20,6 +20,7 @@ QUERY_NOT_2D = "Queries must be a 2-D array of shape (n_rows, {d}), got shape {s
 QUERY_BAD_WIDTH = "Queries have {got} features, but the target expects {d}."
 QUERY_NOT_FINITE = "Queries contain NaN or infinite values."
 QUERY_EMPTY = "A query batch must contain at least one row."
+NO_WIDTH = "n_features is required when the model has no n_features_in_ attribute."
 
 Defence = Callable[[NDArray[np.float64]], NDArray[np.float64]]
 """A defence maps the model's probabilities (n, C) to perturbed probabilities (n, C)."""
@@ -84,7 +85,7 @@ class LocalQueryAPI:
         self._log = QueryLog()
         width = n_features if n_features is not None else getattr(model, "n_features_in_", None)
         if width is None:
-            raise InvalidInputError("n_features is required when the model has no n_features_in_.")
+            raise InvalidInputError(NO_WIDTH)
         self._n_features = int(width)
         self._n_classes = len(model.classes_)
 

@@ -150,7 +150,7 @@ def candidate_losses(
     if holdout_labels is not None and holdout_labels.size and HOLDOUT in candidates.outputs:
         losses["transcript"] = _disagreement_rate(candidates.output(HOLDOUT), holdout_labels)
     P_eval = candidates.output(EVALUATION)
-    target_labels = np.argmax(target_probabilities, axis=1)
+    target_labels = metrics.decisions(target_probabilities)
     losses["test-fidelity"] = _disagreement_rate(P_eval, target_labels)
     log_p = np.log(np.clip(P_eval, 1e-12, 1.0))
     losses["test-loss"] = -(target_probabilities[None, :, :] * log_p).sum(axis=2).mean(axis=1)

@@ -168,12 +168,7 @@ class DropoutExplorer:
         try:
             with torch.no_grad():
                 if noise is None:
-                    logits = torch.cat(
-                        [
-                            module(X[s : s + self.batch_size])
-                            for s in range(0, len(X), self.batch_size)
-                        ]
-                    )
+                    logits = self._batched(module, X)
                 else:
                     logits = self._noisy_forward(module, X, *noise)
         finally:
@@ -210,6 +205,10 @@ class DropoutExplorer:
                 return _unit_noise(tuple(out.shape), kind, rate, generator)
 
         with _noise_hooks(layers, noise):
-            return torch.cat(
-                [module(X[s : s + self.batch_size]) for s in range(0, len(X), self.batch_size)]
-            )
+            return self._batched(module, X)
+
+    def _batched(self, module: nn.Module, X: torch.Tensor) -> torch.Tensor:
+        """One forward pass over ``X`` in batches of ``batch_size`` rows."""
+        return torch.cat(
+            [module(X[s : s + self.batch_size]) for s in range(0, len(X), self.batch_size)]
+        )
