@@ -73,37 +73,38 @@ def test_results_table_is_tidy(german_run) -> None:
     log = pd.read_csv(out / "query_log.csv")
     attacker = log[log["api"] == "attacker"]
     assert attacker.groupby("budget")["rows"].sum().to_dict() == {60: 60, 120: 120}
-    # The auditor's view of the target (evaluation-set probabilities) is logged too.
+    # The auditor's view of the target (evaluation-set probabilities) is logged too, and so is
+    # the explorer floor's full-pool transcript.
     assert log.loc[log["api"] == "auditor", "rows"].sum() == 200
+    assert log.loc[log["api"] == "baseline", "rows"].sum() == 400
 
 
 def test_saved_target_scores_raw_rows_like_the_audit(german_run) -> None:
     import joblib
 
-    from multisteal.data import split_dataset
     from multisteal.models import load_model
 
     out, _ = german_run
     target = load_model(out / "target")
     encoder = joblib.load(out / "target" / "preprocessor.joblib")
     ds = load_dataset("german_credit")
-    evaluation = split_dataset(ds.y, sizes=(0.4, 0.4, 0.2), seed=0).evaluation
+    samples = np.load(out / "samples.npz")
+    evaluation = samples["seed0/evaluation_index"]
+    assert evaluation.shape == (200,)
     scores = target.predict_proba(encoder.transform(ds.features.iloc[evaluation]))
-    np.testing.assert_allclose(
-        scores, np.load(out / "samples.npz")["target_probabilities"], atol=1e-12
-    )
+    np.testing.assert_allclose(scores, samples["seed0/target_probabilities"], atol=1e-12)
 
 
 def test_samples_are_per_individual(german_run) -> None:
     out, _ = german_run
     samples = np.load(out / "samples.npz")
-    n_eval = len(samples["y"])
+    n_eval = len(samples["seed0/y"])
     assert n_eval == 200  # 20 % of German credit
-    rc = samples["b120/eps0.02/rashomon_capacity"]
+    rc = samples["seed0/b120/eps0.02/rashomon_capacity"]
     assert rc.shape == (n_eval,)
     assert (rc >= 1 - 1e-12).all()
     assert (rc <= 2 + 1e-12).all()
-    assert set(samples["sensitive/sex"]) == {"male", "female"}
+    assert set(samples["seed0/sensitive/sex"]) == {"male", "female"}
 
 
 def test_split_sizes_in_rows(tmp_path) -> None:
@@ -111,7 +112,7 @@ def test_split_sizes_in_rows(tmp_path) -> None:
     args = ["audit", "--dataset", "german_credit", "--split", "500,300,150", "--out", str(out)]
     result = runner.invoke(app, [*args, *SMALL])
     assert result.exit_code == 0, result.output
-    assert len(np.load(out / "samples.npz")["y"]) == 150
+    assert len(np.load(out / "samples.npz")["seed0/y"]) == 150
 
 
 def test_csv_audit_without_code(tmp_path) -> None:
@@ -186,18 +187,19 @@ def test_finished_budgets_survive_a_later_failure(tmp_path, monkeypatch) -> None
     from multisteal.errors import InvalidInputError
     from multisteal.experiments import runner as runner_module
 
-    evaluate = runner_module._AuditContext.evaluate
+    budget_step = runner_module._Audit._budget
 
-    def failing(self, candidates, holdout_labels, *, budget, explorer):
+    def failing(self, budget):
         if budget == 120:
             raise InvalidInputError("simulated failure at budget 120")
-        return evaluate(self, candidates, holdout_labels, budget=budget, explorer=explorer)
+        return budget_step(self, budget)
 
-    monkeypatch.setattr(runner_module._AuditContext, "evaluate", failing)
+    monkeypatch.setattr(runner_module._Audit, "_budget", failing)
     out = tmp_path / "partial"
     message = _error(["--dataset", "german_credit", "--out", str(out), *SMALL])
     assert message == (
-        f"Error: simulated failure at budget 120 Results of the finished budgets (60) are kept in {out}."
+        "Error: simulated failure at budget 120 Results of the finished budgets "
+        f"(seed 0: budgets 60) are kept in {out}."
     )
     results = pd.read_csv(out / "results.csv")
     assert set(results["budget"]) == {60}
@@ -205,19 +207,33 @@ def test_finished_budgets_survive_a_later_failure(tmp_path, monkeypatch) -> None
 
 
 def test_summary_explains_what_shapes_the_numbers(german_run) -> None:
-    from multisteal.report import render_summary
+    from multisteal.report import RunTables, read_run, render_summary
 
     out, _ = german_run
-    results = pd.read_csv(out / "results.csv")
-    text = render_summary(results)
-    assert "so losses move in steps of 1/12 = 0.0833, 1/24 = 0.0417" in text  # 20 % of 60, 120
+    tables = read_run(out)
+    text = render_summary(tables)
+    assert "it moves in steps of 1/12 = 0.0833, 1/24 = 0.0417" in text  # 20 % of 60, 120
+    assert "Fairness treats `good` as the favourable class." in text
     assert "per-pass" not in text
-    assert "leave out groups" not in text
-    results["explorer_dropout_semantics"] = "per-pass"
-    results["fairness_excluded_groups"] = "sex=female (3)"
-    text = render_summary(results)
-    assert "Dropout used **per-pass** semantics" in text
+    # The label-conditioned cells of the evaluation rows, counted here from the saved arrays:
+    # German credit's age<25 group is large enough for demographic parity, not for TPR/FPR.
+    samples = np.load(out / "samples.npz")
+    young = samples["seed0/sensitive/age_group"] == "age<25"
+    y = samples["seed0/y"]
+    positives, negatives = int((young & (y == 1)).sum()), int((young & (y == 0)).sum())
+    assert young.sum() >= 20
+    assert positives < 20
+    assert negatives < 20
     assert (
-        "fewer than 20 evaluation rows (their per-group accuracy is still listed): sex=female (3)."
+        f"age_group=age<25 ({positives} positives); age_group=age<25 ({negatives} negatives)."
         in text
     )
+    # One seed: no interval, no finding claimed.
+    assert "This run has a single seed" in text
+    assert "practically equivalent" not in text
+    results = tables.results.copy()
+    results["explorer_dropout_semantics"] = "per-pass"
+    results["fairness_excluded_cells"] = "sex=female (3 negatives)"
+    text = render_summary(RunTables(results, tables.members, tables.baselines))
+    assert "Dropout used **per-pass** semantics" in text
+    assert "both for equalized odds): sex=female (3 negatives)." in text

@@ -30,6 +30,8 @@ BAD_INT_LIST = "{option} must be comma-separated whole numbers, got {value!r}."
 BAD_FLOAT_LIST = "{option} must be comma-separated numbers, got {value!r}."
 PARTIAL_KEPT = "Results of the finished budgets ({budgets}) are kept in {out}."
 BAD_SPLIT = "--split needs three sizes (target-train, pool, evaluation), got {value!r}."
+SEEDS_AND_REPEATS = "Give --seeds or --repeats, not both."
+BAD_REPEATS = "--repeats must be >= 1, got {value}."
 
 
 class CLIError(MultistealError):
@@ -67,75 +69,226 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+DATA, TARGET, API, ATTACK, SURROGATE, EXPLORER, METRICS, RUN = (
+    "Data",
+    "Target",
+    "API",
+    "Attack",
+    "Surrogate",
+    "Explorer and ε-filter",
+    "Metrics and baselines",
+    "Run",
+)
+
+
 @app.command()
 def audit(
-    out: Annotated[Path, typer.Option(help="Run directory to write.")] = Path("runs/audit"),
+    out: Annotated[Path, typer.Option(help="Run directory to write.", rich_help_panel=RUN)] = Path(
+        "runs/audit"
+    ),
     dataset: Annotated[
-        str | None, typer.Option(help="Bundled dataset: adult, compas, german_credit.")
+        str | None,
+        typer.Option(help="Bundled dataset: adult, compas, german_credit.", rich_help_panel=DATA),
     ] = None,
-    csv: Annotated[Path | None, typer.Option(help="Your own data as a CSV file.")] = None,
-    label: Annotated[str | None, typer.Option(help="Label column of --csv.")] = None,
+    csv: Annotated[
+        Path | None, typer.Option(help="Your own data as a CSV file.", rich_help_panel=DATA)
+    ] = None,
+    label: Annotated[
+        str | None, typer.Option(help="Label column of --csv.", rich_help_panel=DATA)
+    ] = None,
+    positive_label: Annotated[
+        str | None,
+        typer.Option(
+            help="The favourable class (a label value) that fairness metrics treat as positive; "
+            "default: the dataset's (for a CSV, the last label in sorted order).",
+            rich_help_panel=DATA,
+        ),
+    ] = None,
     sensitive: Annotated[
-        str | None, typer.Option(help="Sensitive columns of --csv, comma-separated.")
+        str | None,
+        typer.Option(help="Sensitive columns of --csv, comma-separated.", rich_help_panel=DATA),
     ] = None,
-    data_dir: Annotated[Path | None, typer.Option(help="Folder with dataset files.")] = None,
-    target: Annotated[str, typer.Option(help="Target model: logistic, mlp, gboost.")] = "mlp",
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Folder with dataset files.", rich_help_panel=DATA)
+    ] = None,
+    split: Annotated[
+        str,
+        typer.Option(
+            help="target-train,pool,evaluation sizes (fractions or row counts).",
+            rich_help_panel=DATA,
+        ),
+    ] = "0.4,0.4,0.2",
+    target: Annotated[
+        str, typer.Option(help="Target model: logistic, mlp, gboost.", rich_help_panel=TARGET)
+    ] = "mlp",
     load_target: Annotated[
-        Path | None, typer.Option(help="Load a saved target artifact instead of training one.")
+        Path | None,
+        typer.Option(
+            help="Load a saved target artifact (trained on this data, split and seed).",
+            rich_help_panel=TARGET,
+        ),
     ] = None,
-    attack: Annotated[str, typer.Option(help="Attack: pool, synthetic.")] = "pool",
-    budget: Annotated[
-        str, typer.Option(help="Query budgets in rows, comma-separated.")
-    ] = "250,1000,4000",
     output: Annotated[
-        str, typer.Option(help="API output: probabilities, top-k, label, rounded.")
+        str,
+        typer.Option(help="API output: probabilities, top-k, label, rounded.", rich_help_panel=API),
     ] = "probabilities",
-    top_k: Annotated[int, typer.Option(help="k of the top-k output.")] = 1,
-    decimals: Annotated[int, typer.Option(help="Decimals of the rounded output.")] = 2,
-    surrogate: Annotated[str, typer.Option(help="Surrogate: mlp, logistic.")] = "mlp",
-    labels: Annotated[str, typer.Option(help="Surrogate labels: auto, hard, soft.")] = "auto",
-    explorer: Annotated[str, typer.Option(help="Rashomon explorer: dropout, retrain.")] = "dropout",
-    epsilon: Annotated[str, typer.Option(help="ε values, comma-separated.")] = "0.005,0.01,0.02",
+    top_k: Annotated[int, typer.Option(help="k of the top-k output.", rich_help_panel=API)] = 1,
+    decimals: Annotated[
+        int, typer.Option(help="Decimals of the rounded output.", rich_help_panel=API)
+    ] = 2,
+    attack: Annotated[
+        str, typer.Option(help="Attack: pool, synthetic.", rich_help_panel=ATTACK)
+    ] = "pool",
+    budget: Annotated[
+        str, typer.Option(help="Query budgets in rows, comma-separated.", rich_help_panel=ATTACK)
+    ] = "250,1000,4000",
+    holdout: Annotated[
+        float,
+        typer.Option(help="Held-out share of the transcript.", rich_help_panel=ATTACK),
+    ] = 0.2,
+    surrogate: Annotated[
+        str, typer.Option(help="Surrogate: mlp, logistic.", rich_help_panel=SURROGATE)
+    ] = "mlp",
+    labels: Annotated[
+        str, typer.Option(help="Surrogate labels: auto, hard, soft.", rich_help_panel=SURROGATE)
+    ] = "auto",
+    explorer: Annotated[
+        str, typer.Option(help="Rashomon explorer: dropout, retrain.", rich_help_panel=EXPLORER)
+    ] = "dropout",
+    epsilon: Annotated[
+        str, typer.Option(help="ε values, comma-separated.", rich_help_panel=EXPLORER)
+    ] = "0.005,0.01,0.02",
     criterion: Annotated[
-        str, typer.Option(help="Rashomon criterion: transcript, test-fidelity, test-loss.")
+        str,
+        typer.Option(
+            help="Rashomon criterion: transcript, transcript-loss, test-fidelity, test-loss.",
+            rich_help_panel=EXPLORER,
+        ),
     ] = "transcript",
-    dropout_kind: Annotated[str, typer.Option(help="bernoulli or gaussian.")] = "bernoulli",
-    dropout_semantics: Annotated[str, typer.Option(help="per-member or per-pass.")] = "per-member",
-    p_max: Annotated[float | None, typer.Option(help="Largest dropout rate of the grid.")] = None,
-    n_rates: Annotated[int, typer.Option(help="Points of the dropout rate grid.")] = 21,
+    selection_fraction: Annotated[
+        float,
+        typer.Option(
+            help="Share of the evaluation rows set aside to select members under a test-* "
+            "criterion (metrics use the rest).",
+            rich_help_panel=EXPLORER,
+        ),
+    ] = 0.5,
+    dropout_kind: Annotated[
+        str, typer.Option(help="bernoulli or gaussian.", rich_help_panel=EXPLORER)
+    ] = "bernoulli",
+    dropout_semantics: Annotated[
+        str, typer.Option(help="per-member or per-pass.", rich_help_panel=EXPLORER)
+    ] = "per-member",
+    dropout_layers: Annotated[
+        str,
+        typer.Option(
+            help="Layers dropout perturbs: all, or hidden (every Linear/Conv but the last).",
+            rich_help_panel=EXPLORER,
+        ),
+    ] = "all",
+    p_max: Annotated[
+        float | None,
+        typer.Option(help="Largest dropout rate of the grid.", rich_help_panel=EXPLORER),
+    ] = None,
+    n_rates: Annotated[
+        int, typer.Option(help="Points of the dropout rate grid.", rich_help_panel=EXPLORER)
+    ] = 21,
     rates: Annotated[
         str | None,
-        typer.Option(help="Explicit dropout rates, comma-separated (overrides the grid)."),
+        typer.Option(
+            help="Explicit dropout rates, comma-separated (overrides the grid).",
+            rich_help_panel=EXPLORER,
+        ),
     ] = None,
-    members_per_rate: Annotated[int, typer.Option(help="Dropout members per rate.")] = 10,
-    retrain_members: Annotated[int, typer.Option(help="Members of the retrain explorer.")] = 20,
-    bootstrap: Annotated[bool, typer.Option(help="Retrain on bootstrap resamples.")] = False,
-    holdout: Annotated[float, typer.Option(help="Held-out share of the transcript.")] = 0.2,
+    members_per_rate: Annotated[
+        int, typer.Option(help="Dropout members per rate.", rich_help_panel=EXPLORER)
+    ] = 10,
+    retrain_members: Annotated[
+        int, typer.Option(help="Members of the retrain explorer.", rich_help_panel=EXPLORER)
+    ] = 20,
+    bootstrap: Annotated[
+        bool, typer.Option(help="Retrain on bootstrap resamples.", rich_help_panel=EXPLORER)
+    ] = False,
     fairness_method: Annotated[
-        str, typer.Option(help="Per-member fairness: vectorised, or fairlearn (slow, identical).")
+        str,
+        typer.Option(
+            help="Per-member fairness: vectorised, or fairlearn (slow, identical).",
+            rich_help_panel=METRICS,
+        ),
     ] = "vectorised",
     min_group_size: Annotated[
         int,
         typer.Option(
-            help="Groups with fewer evaluation rows are left out of fairness differences."
+            help="Cells (groups; positives or negatives of a group for TPR/FPR/equalized odds) "
+            "with fewer evaluation rows are left out of that fairness difference.",
+            rich_help_panel=METRICS,
         ),
     ] = 20,
-    split: Annotated[
-        str, typer.Option(help="target-train,pool,evaluation sizes (fractions or row counts).")
-    ] = "0.4,0.4,0.2",
-    seed: Annotated[int, typer.Option(help="Seed of every random step.")] = 0,
-    threads: Annotated[int, typer.Option(help="Torch threads.")] = 2,
-    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    fairness_bootstrap: Annotated[
+        int,
+        typer.Option(
+            help="Bootstrap resamples of the evaluation rows for the target's fairness interval "
+            "(0: none).",
+            rich_help_panel=METRICS,
+        ),
+    ] = 1000,
+    baseline_members: Annotated[
+        int,
+        typer.Option(
+            help="Target copies retrained with other seeds (the owner's own Rashomon set; 0: off).",
+            rich_help_panel=METRICS,
+        ),
+    ] = 5,
+    explorer_floor: Annotated[
+        bool,
+        typer.Option(
+            help="Run the explorer floor baseline (the explorer without budget-limited stealing).",
+            rich_help_panel=METRICS,
+        ),
+    ] = True,
+    seed: Annotated[
+        int, typer.Option(help="Seed of a single-seed audit.", rich_help_panel=RUN)
+    ] = 0,
+    seeds: Annotated[
+        str | None,
+        typer.Option(
+            help="Seeds to repeat the whole audit over, comma-separated (overrides --seed).",
+            rich_help_panel=RUN,
+        ),
+    ] = None,
+    repeats: Annotated[
+        int | None,
+        typer.Option(help="Repeat over seeds seed, seed+1, … (N of them).", rich_help_panel=RUN),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(help="Worker processes for the seeds.", rich_help_panel=RUN)
+    ] = 1,
+    threads: Annotated[
+        int, typer.Option(help="Torch threads (per worker).", rich_help_panel=RUN)
+    ] = 2,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.", rich_help_panel=RUN)] = False,
 ) -> None:
     """Steal a target, explore the Rashomon set of its surrogates and write a run directory."""
     from multisteal.experiments import config_error_message, load_config
 
     started = time.perf_counter()
     try:
+        if seeds is not None and repeats is not None:
+            raise CLIError(SEEDS_AND_REPEATS)
+        if repeats is not None and repeats < 1:
+            raise CLIError(BAD_REPEATS.format(value=repeats))
+        seed_list = (
+            _ints("--seeds", seeds)
+            if seeds is not None
+            else list(range(seed, seed + repeats))
+            if repeats is not None
+            else None
+        )
         raw: dict[str, Any] = {
             "dataset": dataset if (dataset or csv) else "adult",
             "csv": csv,
             "label": label,
+            "positive_label": positive_label,
             "sensitive": [s.strip() for s in sensitive.split(",") if s.strip()]
             if sensitive
             else None,
@@ -153,9 +306,11 @@ def audit(
             "explorer": explorer,
             "epsilons": _floats("--epsilon", epsilon),
             "criterion": criterion,
+            "selection_fraction": selection_fraction,
             "dropout": {
                 "kind": dropout_kind,
                 "semantics": dropout_semantics,
+                "layers": dropout_layers,
                 "p_max": p_max,
                 "n_rates": n_rates,
                 "rates": _floats("--rates", rates) if rates else None,
@@ -165,7 +320,11 @@ def audit(
             "holdout_fraction": holdout,
             "fairness_method": fairness_method,
             "min_group_size": min_group_size,
-            "seed": seed,
+            "fairness_bootstrap": fairness_bootstrap,
+            "baselines": {"explorer_floor": explorer_floor, "target_members": baseline_members},
+            "seed": seed_list[0] if seed_list else seed,
+            "seeds": seed_list,
+            "workers": workers,
             "threads": threads,
         }
         config = load_config(raw)
@@ -201,12 +360,20 @@ def _execute(config: AuditConfig, out: Path, *, quiet: bool, started: float) -> 
     from multisteal.experiments.io import write_run
     from multisteal.report import write_report
 
-    steps = 2 + 4 * len(config.budgets)
-    finished: list[int] = []
+    n_seeds = len(config.seed_list)
+    per_seed = 4 + 4 * len(config.budgets)
+    steps = per_seed * n_seeds if config.workers == 1 or n_seeds == 1 else n_seeds
+    finished: list[str] = []
 
     def save_partial(partial: AuditResult) -> None:
         write_run(partial, out)
-        finished[:] = sorted({int(b) for b in partial.results["budget"]})
+        if partial.results.empty:
+            return
+        done = partial.results.groupby("seed")["budget"].unique()
+        finished[:] = [
+            f"seed {seed}: budgets {', '.join(map(str, sorted(int(b) for b in budgets)))}"
+            for seed, budgets in done.items()
+        ]
 
     try:
         with Progress(
@@ -221,16 +388,22 @@ def _execute(config: AuditConfig, out: Path, *, quiet: bool, started: float) -> 
             task = bar.add_task("audit", total=steps)
 
             def progress(message: str) -> None:
+                if n_seeds > 1 and config.workers == 1:
+                    message = f"[{len(finished_seeds) + 1}/{n_seeds} seeds] {message}"
                 bar.update(task, description=message, advance=1)
 
-            result = run_audit(config, progress=progress, checkpoint=save_partial)
+            finished_seeds: list[int] = []
+
+            result = run_audit(
+                config, progress=progress, checkpoint=save_partial, on_seed=finished_seeds.append
+            )
             bar.update(task, description="writing run directory", completed=steps)
             write_run(result, out)
             write_report(out)
     except (MultistealError, KeyboardInterrupt) as exc:
         message = str(exc) or type(exc).__name__
         if finished:
-            message += "\n" + PARTIAL_KEPT.format(out=out, budgets=", ".join(map(str, finished)))
+            message += "\n" + PARTIAL_KEPT.format(out=out, budgets="; ".join(finished))
         raise _fail(message) from None
     console.print(f"Wrote {out} in {time.perf_counter() - started:.1f} s", highlight=False)
     typer.echo((out / "summary.md").read_text())

@@ -1,4 +1,4 @@
-"""multisteal.metrics is a leaf: numpy, pandas, scikit-learn, fairlearn, multisteal.errors."""
+"""multisteal.metrics is a leaf: numpy, pandas, scipy, scikit-learn, fairlearn, multisteal.errors."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import multisteal.metrics
 
 PACKAGE = Path(multisteal.metrics.__file__).parent
-ALLOWED = {"numpy", "pandas", "sklearn", "fairlearn"}
+ALLOWED = {"numpy", "pandas", "scipy", "sklearn", "fairlearn"}
 
 
 def _sources() -> list[Path]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -16,7 +17,9 @@ from multisteal.rashomon.base import BAD_EPSILON
 from multisteal.rashomon.dropout import DropoutExplorer
 
 __all__ = [
+    "STAGES",
     "AuditConfig",
+    "BaselineConfig",
     "DropoutConfig",
     "RetrainConfig",
     "SplitConfig",
@@ -34,6 +37,22 @@ CSV_NEEDS_LABEL = (
 BAD_HOLDOUT = "holdout_fraction must be in (0, 1) for the 'transcript' criterion, got {value}."
 NO_BUDGETS = "At least one budget is needed."
 NO_EPSILONS = "At least one epsilon is needed."
+NO_SEEDS = "At least one seed is needed."
+DUPLICATE_SEEDS = "seeds must be distinct, got {seeds}."
+UNKNOWN_STAGE = "Unknown seed stage {name!r}. Stages: {available}."
+PER_PASS_TRANSCRIPT = (
+    "Per-pass dropout cannot be filtered with the {criterion!r} criterion: every pass draws fresh "
+    "noise, so a pass's loss on the held-out transcript says nothing about the same pass on the "
+    "evaluation rows. Use --dropout-semantics per-member, or a test-* criterion."
+)
+LOADED_TARGET_SEEDS = (
+    "A saved target (--load-target) was trained on one seed's split; with several seeds its "
+    "training rows would overlap other seeds' evaluation rows. Run one seed at a time."
+)
+BAD_SELECTION = "selection_fraction must be in (0, 1), got {value}."
+
+#: The stages of an audit that draw random numbers, each from its own seed stream.
+STAGES: tuple[str, ...] = ("split", "target", "attack", "surrogate", "explorer", "baselines")
 
 
 class _Strict(BaseModel):
@@ -53,6 +72,7 @@ class DropoutConfig(_Strict):
 
     kind: Literal["bernoulli", "gaussian"] = "bernoulli"
     semantics: Literal["per-member", "per-pass"] = "per-member"
+    layers: Literal["all", "hidden"] = "all"
     p_max: float | None = None
     n_rates: int = Field(21, ge=1)
     rates: list[float] | None = None  # an explicit grid; overrides p_max and n_rates
@@ -63,6 +83,7 @@ class DropoutConfig(_Strict):
             DropoutExplorer(
                 kind=self.kind,
                 semantics=self.semantics,
+                layers=self.layers,
                 rates=self.rates,
                 p_max=self.p_max,
                 n_rates=self.n_rates,
@@ -82,12 +103,26 @@ class RetrainConfig(_Strict):
     bootstrap: bool = False
 
 
+class BaselineConfig(_Strict):
+    """The two baselines every audit carries (METRICS.md, "Seeds and baselines").
+
+    ``explorer_floor``: the same explorer, ε and criterion applied with no budget-limited
+    stealing (to the target itself where the explorer can run on its family, else to a
+    surrogate trained on the whole pool with full probabilities). ``target_members``: copies
+    of the target's family retrained on target-train with other seeds (0 turns it off).
+    """
+
+    explorer_floor: bool = True
+    target_members: int = Field(5, ge=0)
+
+
 class AuditConfig(_Strict):
     """Everything one audit needs; ``config.yaml`` of a run is this object, resolved."""
 
     dataset: str | None = "adult"
     csv: Path | None = None
     label: str | None = None
+    positive_label: str | None = None
     sensitive: list[str] | None = None
     data_dir: Path | None = None
     split: SplitConfig = SplitConfig()
@@ -111,11 +146,17 @@ class AuditConfig(_Strict):
     dropout: DropoutConfig = DropoutConfig()
     retrain: RetrainConfig = RetrainConfig()
     epsilons: list[float] = Field(default_factory=lambda: [0.005, 0.01, 0.02])
-    criterion: Literal["transcript", "test-fidelity", "test-loss"] = "transcript"
+    criterion: Literal["transcript", "transcript-loss", "test-fidelity", "test-loss"] = "transcript"
+    selection_fraction: float = 0.5
+    baselines: BaselineConfig = BaselineConfig()
 
     fairness_method: Literal["vectorised", "fairlearn"] = "vectorised"
     min_group_size: int = Field(20, ge=0)
+    fairness_bootstrap: int = Field(1000, ge=0)
     seed: int = 0
+    seeds: list[int] | None = None
+    stage_seeds: dict[str, int] = Field(default_factory=dict)
+    workers: int = Field(1, ge=1)
     threads: int = Field(2, ge=1)
 
     @field_validator("target")
@@ -152,6 +193,25 @@ class AuditConfig(_Strict):
                 raise ValueError(BAD_EPSILON.format(epsilon=eps))
         return sorted(set(value))
 
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, value: list[int] | None) -> list[int] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError(NO_SEEDS)
+        if len(set(value)) < len(value):
+            raise ValueError(DUPLICATE_SEEDS.format(seeds=value))
+        return list(value)
+
+    @field_validator("stage_seeds")
+    @classmethod
+    def _stage_seeds(cls, value: dict[str, int]) -> dict[str, int]:
+        for name in value:
+            if name not in STAGES:
+                raise ValueError(UNKNOWN_STAGE.format(name=name, available=", ".join(STAGES)))
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> AuditConfig:
         if self.csv is not None and self.dataset is not None:
@@ -160,9 +220,47 @@ class AuditConfig(_Strict):
             raise ValueError(NO_DATA)
         if self.csv is not None and (not self.label or not self.sensitive):
             raise ValueError(CSV_NEEDS_LABEL)
-        if self.criterion == "transcript" and not 0 < self.holdout_fraction < 1:
+        if self.criterion.startswith("transcript") and not 0 < self.holdout_fraction < 1:
             raise ValueError(BAD_HOLDOUT.format(value=self.holdout_fraction))
+        if not 0 < self.selection_fraction < 1:
+            raise ValueError(BAD_SELECTION.format(value=self.selection_fraction))
+        if (
+            self.explorer == "dropout"
+            and self.dropout.semantics == "per-pass"
+            and self.criterion.startswith("transcript")
+        ):
+            raise ValueError(PER_PASS_TRANSCRIPT.format(criterion=self.criterion))
+        if self.target_path is not None and len(self.seed_list) > 1:
+            raise ValueError(LOADED_TARGET_SEEDS)
         return self
+
+    @property
+    def seed_list(self) -> list[int]:
+        """The seeds the audit runs, one full audit each (``seeds``, else ``[seed]``)."""
+        return list(self.seeds) if self.seeds is not None else [self.seed]
+
+    def for_seed(self, seed: int) -> AuditConfig:
+        """This configuration for one of its seeds (a single-seed audit)."""
+        return self.model_copy(update={"seed": seed, "seeds": None})
+
+    def stage_seed(self, stage: str) -> int:
+        """The seed of one stage: its override in ``stage_seeds``, else drawn from ``seed``.
+
+        Every stage draws from its own child of ``SeedSequence(seed)``, so changing one stage's
+        seed reproduces every other stage exactly.
+        """
+        if stage not in STAGES:
+            raise ConfigError(UNKNOWN_STAGE.format(name=stage, available=", ".join(STAGES)))
+        if stage in self.stage_seeds:
+            return int(self.stage_seeds[stage])
+        child = np.random.SeedSequence(self.seed).spawn(len(STAGES))[STAGES.index(stage)]
+        return int(child.generate_state(1)[0])
+
+    @property
+    def is_split_criterion(self) -> bool:
+        """Whether the criterion selects on evaluation rows (``test-*``): then a selection part
+        of the evaluation rows is set aside, and metrics are measured on the rest."""
+        return self.criterion.startswith("test-")
 
     @property
     def data_name(self) -> str:

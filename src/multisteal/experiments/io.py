@@ -19,6 +19,7 @@ RUN_FILES = (
     "results.csv",
     "results.parquet",
     "members.csv",
+    "baselines.csv",
     "samples.npz",
     "query_log.csv",
     "timings.csv",
@@ -44,6 +45,7 @@ def write_run(result: AuditResult, out: str | Path) -> Path:
     atomic("results.csv", lambda p: result.results.to_csv(p, index=False))
     atomic("results.parquet", lambda p: result.results.to_parquet(p, index=False))
     atomic("members.csv", lambda p: result.members.to_csv(p, index=False))
+    atomic("baselines.csv", lambda p: result.baselines.to_csv(p, index=False))
     atomic("query_log.csv", lambda p: result.query_log.to_csv(p, index=False))
     atomic(
         "timings.csv",
@@ -58,14 +60,7 @@ def write_run(result: AuditResult, out: str | Path) -> Path:
 
     atomic("samples.npz", save_npz)
     if result.target is not None:
-        metadata: dict[str, object] = {
-            "family": result.config.target,
-            "data": result.config.data_name,
-            "seed": result.config.seed,
-        }
-        if result.preprocessor is not None:
-            metadata["features"] = list(result.preprocessor.feature_names_out_)
-        target = save_model(result.target, folder / "target", metadata=metadata)
+        target = save_model(result.target, folder / "target", metadata=result.target_metadata)
         if result.preprocessor is not None:
             joblib.dump(result.preprocessor, target / PREPROCESSOR_FILE)
     return folder

@@ -15,13 +15,17 @@ from multisteal.metrics._validation import check_decisions, check_probabilities
 from multisteal.metrics.capacity import capacity_bits, rashomon_capacity
 from multisteal.metrics.decision_rule import decisions
 from multisteal.metrics.fairness import (
+    CELL_FAMILIES,
     FAIRNESS_METRICS,
     GROUP_ACCURACY_COLUMN,
     GROUP_RATES,
+    METRIC_CELLS,
     fairness_metrics,
     group_accuracy,
     group_rates,
     member_fairness,
+    rate_matched_decisions,
+    small_cells,
 )
 from multisteal.metrics.fidelity import (
     accuracy,
@@ -53,12 +57,22 @@ from multisteal.metrics.summary import (
     summarize_columns,
     summarize_set,
 )
+from multisteal.metrics.uncertainty import (
+    BOOTSTRAP_COLUMNS,
+    MEAN_INTERVAL_KEYS,
+    bootstrap_fairness,
+    mean_interval,
+)
 
 __all__ = [
+    "BOOTSTRAP_COLUMNS",
+    "CELL_FAMILIES",
     "FAIRNESS_METRICS",
     "GROUP_ACCURACY_COLUMN",
     "GROUP_RATES",
+    "MEAN_INTERVAL_KEYS",
     "METRICS",
+    "METRIC_CELLS",
     "MULTIPLICITY_METRICS",
     "RC_THRESHOLD",
     "SAMPLE_SUMMARY_KEYS",
@@ -68,6 +82,7 @@ __all__ = [
     "agreement",
     "ambiguity",
     "ambiguous_samples",
+    "bootstrap_fairness",
     "capacity_bits",
     "check_decisions",
     "check_probabilities",
@@ -78,13 +93,16 @@ __all__ = [
     "fairness_metrics",
     "group_accuracy",
     "group_rates",
+    "mean_interval",
     "member_accuracy",
     "member_agreement",
     "member_fairness",
     "member_probability_fidelity",
     "probability_fidelity",
     "rashomon_capacity",
+    "rate_matched_decisions",
     "score_variance",
+    "small_cells",
     "summarize",
     "summarize_columns",
     "summarize_set",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from multisteal.rashomon.base import (
     CRITERIA,
+    SELECTION,
     Candidates,
     Criterion,
     EmptyRashomonSetWarning,
@@ -12,6 +13,7 @@ from multisteal.rashomon.base import (
     RashomonSet,
     candidate_losses,
     check_epsilon,
+    distinct_candidates,
     rashomon_set,
 )
 from multisteal.rashomon.dropout import (
@@ -25,6 +27,7 @@ from multisteal.rashomon.retrain import RetrainExplorer
 __all__ = [
     "CRITERIA",
     "DEFAULT_P_MAX",
+    "SELECTION",
     "Candidates",
     "Criterion",
     "DropoutExplorer",
@@ -36,6 +39,7 @@ __all__ = [
     "candidate_losses",
     "check_epsilon",
     "default_rates",
+    "distinct_candidates",
     "perturbed_modules",
     "rashomon_set",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from multisteal import metrics
 from multisteal.attacks.base import Transcript
 from multisteal.errors import InvalidInputError
 from multisteal.models.mlp import TorchMLPClassifier
+from multisteal.query.outputs import Answer
 
 __all__ = [
     "CRITERIA",
@@ -26,19 +28,28 @@ __all__ = [
     "RashomonSet",
     "candidate_losses",
     "check_epsilon",
+    "distinct_candidates",
     "rashomon_set",
 ]
 
-Criterion = Literal["transcript", "test-fidelity", "test-loss"]
-CRITERIA: tuple[str, ...] = ("transcript", "test-fidelity", "test-loss")
+Criterion = Literal["transcript", "transcript-loss", "test-fidelity", "test-loss"]
+CRITERIA: tuple[str, ...] = ("transcript", "transcript-loss", "test-fidelity", "test-loss")
 HOLDOUT = "holdout"
 EVALUATION = "evaluation"
+SELECTION = "selection"
+"""Evaluation rows set aside to select members with a ``test-*`` criterion; metrics are
+measured on the other evaluation rows, never on these."""
 
 BAD_EPSILON = "epsilon must be a finite number >= 0, got {epsilon!r}."
 UNKNOWN_CRITERION = "Unknown Rashomon criterion {name!r}. Available criteria: {available}."
 EMPTY_HOLDOUT = (
-    "The 'transcript' criterion needs a held-out slice of the transcript, but it is empty "
+    "The {criterion!r} criterion needs a held-out slice of the transcript, but it is empty "
     "(set holdout_fraction > 0)."
+)
+NO_SELECTION = (
+    "The {criterion!r} criterion selects members on evaluation rows set aside for selection "
+    "(input set 'selection'), but the candidates have none; metrics must not be measured on "
+    "the rows that select the members."
 )
 MISSING_INPUT = "Candidates have no outputs for input set {key!r}; they have: {available}."
 EMPTY_SET = (
@@ -128,32 +139,91 @@ def check_epsilon(epsilon: float) -> float:
     return value
 
 
+def distinct_candidates(candidates: Candidates) -> tuple[Candidates, NDArray[np.int64]]:
+    """Collapse candidates that are the same model on every input the filter and metrics see.
+
+    Two candidates are identical when their probabilities are bit-for-bit equal on every input
+    set (so their decisions are too). The first of each group is kept (the reference, row 0,
+    always is), in the original order.
+
+    Returns
+    -------
+    (distinct, copies) : the distinct candidates, with a ``copies`` column in ``params`` (how
+        many candidates each one stands for), and for every original candidate the row of the
+        distinct candidate it became, shape (M,).
+    """
+    keys = list(candidates.outputs)
+    M = len(candidates)
+    first: dict[bytes, int] = {}
+    kept: list[int] = []
+    mapping = np.empty(M, dtype=np.int64)
+    for m in range(M):
+        digest = hashlib.sha256()
+        for key in keys:
+            digest.update(np.ascontiguousarray(candidates.outputs[key][m]).tobytes())
+        fingerprint = digest.digest()
+        if fingerprint not in first:
+            first[fingerprint] = len(kept)
+            kept.append(m)
+        mapping[m] = first[fingerprint]
+    index = np.asarray(kept, dtype=np.int64)
+    params = candidates.params.iloc[index].reset_index(drop=True)
+    params["copies"] = np.bincount(mapping, minlength=index.size)
+    outputs = {key: array[index] for key, array in candidates.outputs.items()}
+    return Candidates(candidates.explorer, params, outputs), mapping
+
+
 def _disagreement_rate(P: NDArray[np.float64], labels: NDArray[np.int64]) -> NDArray[np.float64]:
     """Label disagreement of every candidate with ``labels``, shape (M,)."""
     out: NDArray[np.float64] = 1.0 - metrics.member_agreement(metrics.decisions(P), labels)
     return out
 
 
+def _cross_entropy(P: NDArray[np.float64], targets: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Mean cross-entropy of every candidate's probabilities against ``targets``, shape (M,)."""
+    log_p = np.log(np.clip(P, 1e-12, 1.0))
+    out: NDArray[np.float64] = -(targets[None, :, :] * log_p).sum(axis=2).mean(axis=1)
+    return out
+
+
 def candidate_losses(
     candidates: Candidates,
     *,
-    holdout_labels: NDArray[np.int64] | None,
-    target_probabilities: NDArray[np.float64],
+    holdout: Answer | None,
+    target_probabilities: NDArray[np.float64] | None,
 ) -> dict[str, NDArray[np.float64]]:
-    """Loss of every candidate under each criterion of METRICS.md, shape (M,) each.
+    """Loss of every candidate under each criterion of METRICS.md it can be computed for.
 
-    ``transcript``: label disagreement with the target's answers on the held-out transcript
-    slice; ``test-fidelity``: label disagreement with the target's decisions on the evaluation
-    set; ``test-loss``: cross-entropy against the target's probabilities on the evaluation set.
+    Parameters
+    ----------
+    candidates : the candidates, with outputs on ``holdout`` (the held-out transcript slice)
+        and, for the ``test-*`` criteria, on ``selection`` (evaluation rows set aside for
+        selecting members; metrics are measured on the other rows).
+    holdout : the API's answers for the held-out transcript rows.
+    target_probabilities : the target's probabilities on the ``selection`` rows.
+
+    Returns
+    -------
+    dict of str to array of shape (M,)
+        ``transcript``: label disagreement with the answers on the held-out slice;
+        ``transcript-loss``: cross-entropy against the probabilities the API revealed there
+        (:meth:`~multisteal.query.Answer.soft_targets`: revealed scores kept, hidden mass spread
+        evenly), or label disagreement when only labels were revealed; ``test-fidelity``:
+        label disagreement with the target on the selection rows; ``test-loss``: cross-entropy
+        against the target's probabilities on the selection rows.
     """
     losses: dict[str, NDArray[np.float64]] = {}
-    if holdout_labels is not None and holdout_labels.size and HOLDOUT in candidates.outputs:
-        losses["transcript"] = _disagreement_rate(candidates.output(HOLDOUT), holdout_labels)
-    P_eval = candidates.output(EVALUATION)
-    target_labels = metrics.decisions(target_probabilities)
-    losses["test-fidelity"] = _disagreement_rate(P_eval, target_labels)
-    log_p = np.log(np.clip(P_eval, 1e-12, 1.0))
-    losses["test-loss"] = -(target_probabilities[None, :, :] * log_p).sum(axis=2).mean(axis=1)
+    if holdout is not None and len(holdout) and HOLDOUT in candidates.outputs:
+        P_hold = candidates.output(HOLDOUT)
+        losses["transcript"] = _disagreement_rate(P_hold, holdout.labels)
+        soft = holdout.soft_targets()
+        losses["transcript-loss"] = (
+            losses["transcript"] if soft is None else _cross_entropy(P_hold, soft)
+        )
+    if target_probabilities is not None and SELECTION in candidates.outputs:
+        P_sel = candidates.output(SELECTION)
+        losses["test-fidelity"] = _disagreement_rate(P_sel, metrics.decisions(target_probabilities))
+        losses["test-loss"] = _cross_entropy(P_sel, target_probabilities)
     return losses
 
 
@@ -186,9 +256,9 @@ def rashomon_set(
             UNKNOWN_CRITERION.format(name=criterion, available=", ".join(CRITERIA))
         )
     if criterion not in losses:
-        if criterion == "transcript":
-            raise InvalidInputError(EMPTY_HOLDOUT)
-        raise InvalidInputError(MISSING_INPUT.format(key=criterion, available=", ".join(losses)))
+        if criterion.startswith("transcript"):
+            raise InvalidInputError(EMPTY_HOLDOUT.format(criterion=criterion))
+        raise InvalidInputError(NO_SELECTION.format(criterion=criterion))
     values = np.asarray(losses[criterion], dtype=np.float64)
     ref = float(values[reference])
     # A tiny tolerance keeps the reference (and exact ties) inside despite float rounding.

@@ -17,10 +17,19 @@ from multisteal.errors import InvalidInputError
 from multisteal.models.mlp import softmax
 from multisteal.rashomon.base import Candidates, ExplorationContext
 
-__all__ = ["DEFAULT_P_MAX", "DropoutExplorer", "default_rates", "perturbed_modules"]
+__all__ = [
+    "DEFAULT_P_MAX",
+    "LAYER_CHOICES",
+    "DropoutExplorer",
+    "DropoutLayers",
+    "default_rates",
+    "perturbed_modules",
+]
 
 DropoutKind = Literal["bernoulli", "gaussian"]
 Semantics = Literal["per-member", "per-pass"]
+DropoutLayers = Literal["all", "hidden"]
+LAYER_CHOICES: tuple[str, ...] = ("all", "hidden")
 DEFAULT_P_MAX: dict[str, float] = {"bernoulli": 0.2, "gaussian": 0.6}
 _PERTURBED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -33,6 +42,11 @@ NOT_TORCH = (
     "Use the retrain explorer for other model families."
 )
 NO_LAYERS = "The surrogate has no Linear or Conv layer to perturb."
+UNKNOWN_LAYERS = "Unknown dropout layers {layers!r}. Available: all, hidden."
+NO_HIDDEN_LAYERS = (
+    "dropout layers='hidden' needs a surrogate with at least one hidden Linear/Conv layer; "
+    "this one has only its output layer. Use layers='all' or the retrain explorer."
+)
 
 
 def default_rates(
@@ -45,9 +59,31 @@ def default_rates(
     return np.linspace(0.0, top, n_rates)
 
 
-def perturbed_modules(module: nn.Module) -> list[nn.Module]:
-    """The layers whose outputs dropout perturbs: every Linear / Conv layer, the last included."""
-    return [m for m in module.modules() if isinstance(m, _PERTURBED)]
+def perturbed_modules(module: nn.Module, layers: str = "all") -> list[nn.Module]:
+    """The layers whose outputs dropout perturbs.
+
+    Parameters
+    ----------
+    module : the surrogate's torch module.
+    layers : ``all`` (every Linear / Conv layer, the last one included) or ``hidden`` (every
+        Linear / Conv layer except the last one in module order, i.e. the output layer of a
+        ``Sequential``).
+
+    Returns
+    -------
+    list of nn.Module
+        The perturbed layers in module order; empty when there is none (no Linear / Conv layer
+        at all, or only the output layer with ``layers="hidden"``).
+
+    Raises
+    ------
+    InvalidInputError
+        If ``layers`` is not one of ``LAYER_CHOICES``.
+    """
+    if layers not in LAYER_CHOICES:
+        raise InvalidInputError(UNKNOWN_LAYERS.format(layers=layers))
+    found: list[nn.Module] = [m for m in module.modules() if isinstance(m, _PERTURBED)]
+    return found[:-1] if layers == "hidden" else found
 
 
 def _unit_noise(
@@ -78,7 +114,7 @@ def _noise_hooks(
 
 @dataclass
 class DropoutExplorer:
-    """Candidates from random multiplicative noise on the units of every Linear/Conv output.
+    """Candidates from random multiplicative noise on the units of Linear/Conv outputs.
 
     Parameters
     ----------
@@ -89,6 +125,8 @@ class DropoutExplorer:
         of every sample in every forward pass, as in the published code; a member is a pass).
     rates : the rate grid; default ``linspace(0, p_max, n_rates)``.
     members_per_rate : candidates drawn at each rate; all are pooled and filtered later.
+    layers : ``all`` (every Linear/Conv output, the output layer included) or ``hidden`` (every
+        Linear/Conv output except the last such layer in module order, the output layer).
     """
 
     kind: DropoutKind = "bernoulli"
@@ -97,6 +135,7 @@ class DropoutExplorer:
     p_max: float | None = None
     n_rates: int = 21
     members_per_rate: int = 10
+    layers: DropoutLayers = "all"
     batch_size: int = 8192
     name: str = field(default="dropout", init=False)
 
@@ -105,6 +144,8 @@ class DropoutExplorer:
             raise InvalidInputError(UNKNOWN_KIND.format(kind=self.kind))
         if self.semantics not in ("per-member", "per-pass"):
             raise InvalidInputError(UNKNOWN_SEMANTICS.format(name=self.semantics))
+        if self.layers not in LAYER_CHOICES:
+            raise InvalidInputError(UNKNOWN_LAYERS.format(layers=self.layers))
         if self.members_per_rate < 1:
             raise InvalidInputError(BAD_MEMBERS.format(n=self.members_per_rate))
         for rate in self.grid():
@@ -122,6 +163,7 @@ class DropoutExplorer:
             "explorer": self.name,
             "dropout_kind": self.kind,
             "dropout_semantics": self.semantics,
+            "dropout_layers": self.layers,
             "rate_min": float(grid.min()),
             "rate_max": float(grid.max()),
             "n_rates": int(grid.size),
@@ -132,8 +174,10 @@ class DropoutExplorer:
         module = getattr(context.surrogate, "module_", None)
         if not isinstance(module, nn.Module):
             raise InvalidInputError(NOT_TORCH.format(cls=type(context.surrogate).__name__))
-        layers = perturbed_modules(module)
+        layers = perturbed_modules(module, self.layers)
         if not layers:
+            if perturbed_modules(module, "all"):
+                raise InvalidInputError(NO_HIDDEN_LAYERS)
             raise InvalidInputError(NO_LAYERS)
         names = list(context.inputs)
         sizes = [context.inputs[k].shape[0] for k in names]
@@ -155,6 +199,7 @@ class DropoutExplorer:
         params["explorer"] = self.name
         params["dropout_kind"] = self.kind
         params["dropout_semantics"] = self.semantics
+        params["dropout_layers"] = self.layers
         return Candidates(self.name, params, dict(zip(names, parts, strict=True)))
 
     def _forward(

@@ -10,22 +10,53 @@ import pandas as pd
 from multisteal.errors import InvalidInputError
 from multisteal.rashomon.base import Candidates, ExplorationContext
 
-__all__ = ["RetrainExplorer"]
+__all__ = ["SEED_HIGH", "RetrainExplorer", "reference_seed"]
 
 BAD_N_MEMBERS = "n_members must be >= 1, got {n}."
+SEED_HIGH = 2**31 - 1  # member seeds are drawn uniformly from 0 .. SEED_HIGH - 1
+
+
+def reference_seed(surrogate: object) -> int | None:
+    """The seed the reference surrogate was fitted with, or ``None`` when it is unknown.
+
+    Parameters
+    ----------
+    surrogate : the reference surrogate; its ``random_state`` attribute is read.
+
+    Returns
+    -------
+    int or None
+        ``random_state`` as an int; ``0`` when it is ``None`` (``TorchMLPClassifier`` seeds
+        its generator with 0 then); ``None`` when the attribute is missing or not an integer.
+    """
+    missing = object()
+    state = getattr(surrogate, "random_state", missing)
+    if state is missing:
+        return None
+    if state is None:
+        return 0
+    if isinstance(state, (int, np.integer)) and not isinstance(state, bool):
+        return int(state)
+    return None
 
 
 @dataclass
 class RetrainExplorer:
-    """Candidates refitted with seeds ``seed_offset + 1 .. seed_offset + n_members``.
+    """Candidates refitted on the training transcript with seeds drawn from the audit's RNG.
 
-    Seeds change initialisation and shuffling; with ``bootstrap=True`` each candidate is also
-    fitted on a bootstrap resample (with replacement) of the training transcript.
+    Member seeds are distinct draws from ``context.rng`` in ``0 .. SEED_HIGH - 1``, and never
+    the reference surrogate's own seed (``reference_seed``), so no member is a copy of the
+    reference. Seeds change initialisation and shuffling; with ``bootstrap=True`` each
+    candidate is also fitted on a bootstrap resample (with replacement) of the transcript.
+
+    Parameters
+    ----------
+    n_members : number of refitted candidates (besides the reference).
+    bootstrap : fit each candidate on a bootstrap resample of the transcript.
     """
 
     n_members: int = 20
     bootstrap: bool = False
-    seed_offset: int = 1000
     name: str = field(default="retrain", init=False)
 
     def __post_init__(self) -> None:
@@ -33,20 +64,46 @@ class RetrainExplorer:
             raise InvalidInputError(BAD_N_MEMBERS.format(n=self.n_members))
 
     def describe(self) -> dict[str, object]:
+        """The explorer's parameters, one column each in a results table."""
         return {"explorer": self.name, "n_members": self.n_members, "bootstrap": self.bootstrap}
 
+    def member_seeds(self, rng: np.random.Generator, exclude: int | None) -> list[int]:
+        """``n_members`` distinct seeds drawn from ``rng``, none equal to ``exclude``.
+
+        Parameters
+        ----------
+        rng : the generator the seeds are drawn from.
+        exclude : a seed that must not occur (the reference surrogate's), or ``None``.
+
+        Returns
+        -------
+        list of int
+            Distinct seeds in ``0 .. SEED_HIGH - 1``, in the order drawn; a seed that collides
+            with ``exclude`` or an earlier one is redrawn.
+        """
+        seeds: list[int] = []
+        taken = set() if exclude is None else {exclude}
+        while len(seeds) < self.n_members:
+            for value in rng.integers(0, SEED_HIGH, size=self.n_members - len(seeds)):
+                seed = int(value)
+                if seed not in taken:
+                    taken.add(seed)
+                    seeds.append(seed)
+        return seeds
+
     def explore(self, context: ExplorationContext) -> Candidates:
+        """Refit ``n_members`` candidates; row 0 is the reference (seed ``-1`` in ``params``)."""
         names = list(context.inputs)
         outputs: dict[str, list[np.ndarray]] = {
             k: [context.surrogate.predict_proba(context.inputs[k])] for k in names
         }
         rows: list[dict[str, object]] = [{"member": 0, "seed": -1, "reference": True}]
         n = len(context.transcript)
-        for i in range(1, self.n_members + 1):
+        seeds = self.member_seeds(context.rng, reference_seed(context.surrogate))
+        for i, seed in enumerate(seeds, start=1):
             transcript = context.transcript
             if self.bootstrap:
                 transcript = transcript.take(np.sort(context.rng.integers(0, n, size=n)))
-            seed = self.seed_offset + i
             model = context.refit(transcript, seed)
             for k in names:
                 outputs[k].append(model.predict_proba(context.inputs[k]))

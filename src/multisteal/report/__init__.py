@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from multisteal.report.figures import (
     plot_ambiguity_vs_budget,
     plot_fidelity_vs_budget,
@@ -11,9 +13,17 @@ from multisteal.report.figures import (
     write_figures,
 )
 from multisteal.report.summary import render_summary
-from multisteal.report.tables import fairness_table, fidelity_table, read_run
+from multisteal.report.tables import (
+    RunTables,
+    aggregate,
+    fairness_table,
+    fidelity_table,
+    read_run,
+)
 
 __all__ = [
+    "RunTables",
+    "aggregate",
     "fairness_table",
     "fidelity_table",
     "plot_ambiguity_vs_budget",
@@ -27,8 +37,15 @@ __all__ = [
 
 
 def write_report(folder: str | Path) -> list[Path]:
-    """Write ``summary.md`` and ``figures/*.png`` into a run directory from its tables."""
+    """Write ``summary.md``, ``aggregate.csv`` (every number as mean and 95 % interval over
+    seeds, for the stolen sets and the baselines) and ``figures/*.png`` from a run's tables."""
     path = Path(folder)
-    results, members = read_run(path)
-    (path / "summary.md").write_text(render_summary(results))
-    return [path / "summary.md", *write_figures(results, members, path / "figures")]
+    tables = read_run(path)
+    stolen = aggregate(tables.results).assign(kind="stolen")
+    parts = [stolen]
+    if not tables.baselines.empty:
+        base = aggregate(tables.baselines, by=("baseline", "epsilon", "reference"))
+        parts.append(base.assign(kind="baseline"))
+    pd.concat(parts, ignore_index=True).to_csv(path / "aggregate.csv", index=False)
+    (path / "summary.md").write_text(render_summary(tables))
+    return [path / "summary.md", path / "aggregate.csv", *write_figures(tables, path / "figures")]

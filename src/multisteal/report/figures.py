@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from multisteal.report.tables import fairness_columns
+from multisteal.report.tables import RunTables, fairness_columns, seed_interval
 
 __all__ = [
     "plot_ambiguity_vs_budget",
@@ -36,40 +36,68 @@ def _budget_axis(ax: Any, budgets: pd.Series) -> None:
     ax.set_xlabel("query budget (rows)")
 
 
+def _mean_ci(frame: pd.DataFrame, column: str, by: str = "budget") -> pd.DataFrame:
+    """Mean and 95 % interval of ``column`` over seeds, per ``by`` value (sorted)."""
+    records = []
+    for key, part in frame.groupby(by, sort=True):
+        stats = seed_interval(part.groupby("seed")[column].first())
+        records.append({by: key, **stats})
+    out = pd.DataFrame(records)
+    # With one seed there is no interval: the band collapses onto the mean.
+    out["low"] = out["low"].fillna(out["mean"])
+    out["high"] = out["high"].fillna(out["mean"])
+    return out
+
+
+def _errorbar(ax: Any, stats: pd.DataFrame, x: str, fmt: str, **kwargs: Any) -> None:
+    ax.errorbar(
+        stats[x],
+        stats["mean"],
+        yerr=[stats["mean"] - stats["low"], stats["high"] - stats["mean"]],
+        fmt=fmt,
+        capsize=3,
+        **kwargs,
+    )
+
+
 def plot_fidelity_vs_budget(results: pd.DataFrame, path: Path) -> Path:
-    """Surrogate fidelity (and the set's fidelity range per ε) against the query budget."""
+    """Surrogate fidelity and accuracy (mean and 95 % interval over seeds) against budget,
+    with the set's fidelity range per ε (mean over seeds of its min and max)."""
     plt = _pyplot()
     rows = results[results["reference"] == "target"].sort_values("budget")
+    first = rows[np.isclose(rows["epsilon"], rows["epsilon"].min())]
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    first = rows.drop_duplicates("budget")
-    ax.plot(
-        first["budget"],
-        first["surrogate_agreement"],
+    _errorbar(
+        ax,
+        _mean_ci(first, "surrogate_agreement"),
+        "budget",
         "o-",
         color="black",
         label="surrogate fidelity",
     )
-    ax.plot(
-        first["budget"],
-        first["surrogate_accuracy"],
+    _errorbar(
+        ax,
+        _mean_ci(first, "surrogate_accuracy"),
+        "budget",
         "s--",
         color="tab:blue",
         label="surrogate accuracy",
     )
-    ax.plot(
-        first["budget"], first["target_accuracy"], ":", color="tab:red", label="target accuracy"
-    )
+    target = _mean_ci(first, "target_accuracy")
+    ax.plot(target["budget"], target["mean"], ":", color="tab:red", label="target accuracy")
     for eps, group in rows.groupby("epsilon"):
+        low = _mean_ci(group, "set_agreement_min")
+        high = _mean_ci(group, "set_agreement_max")
         ax.fill_between(
-            group["budget"],
-            group["set_agreement_min"],
-            group["set_agreement_max"],
+            low["budget"],
+            low["mean"],
+            high["mean"],
             alpha=0.18,
             label=f"set fidelity range, ε={eps:g}",
         )
     _budget_axis(ax, first["budget"])
     ax.set_ylabel("agreement with target / accuracy")
-    ax.set_title("Fidelity against budget")
+    ax.set_title(f"Fidelity against budget ({rows['seed'].nunique()} seeds, 95 % intervals)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -78,25 +106,49 @@ def plot_fidelity_vs_budget(results: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def plot_ambiguity_vs_budget(results: pd.DataFrame, path: Path) -> Path:
-    """Ambiguity against the target and against the surrogate, and the share with RC > 1.01."""
+def plot_ambiguity_vs_budget(
+    results: pd.DataFrame, path: Path, baselines: pd.DataFrame | None = None
+) -> Path:
+    """Ambiguity against the target (and its excess over the surrogate's infidelity), against
+    the surrogate, and the share with RC > 1.01 — mean and 95 % interval over seeds — with the
+    explorer floor and the target-retrain baseline as horizontal bands."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.9))
     panels = [
-        ("target", "ambiguity", "ambiguity vs target"),
+        ("target", "excess_ambiguity", "excess ambiguity vs target"),
         ("surrogate", "ambiguity", "ambiguity vs surrogate"),
         ("target", "rashomon_capacity_frac_above", "share of samples with RC > 1.01"),
     ]
+    base = baselines if baselines is not None else pd.DataFrame()
     for ax, (reference, column, title) in zip(axes, panels, strict=True):
         rows = results[results["reference"] == reference]
         for eps, group in rows.groupby("epsilon"):
-            group = group.sort_values("budget")
-            ax.plot(group["budget"], group[column], "o-", label=f"ε={eps:g}")
+            _errorbar(ax, _mean_ci(group, column), "budget", "o-", label=f"ε={eps:g}")
+        if not base.empty and column in base:
+            top = float(rows["epsilon"].max())
+            for name, colour in (("explorer_floor", "tab:gray"), ("target_retrain", "tab:red")):
+                part = base[(base["baseline"] == name) & (base["reference"] == reference)]
+                if name == "explorer_floor":
+                    part = part[np.isclose(part["epsilon"], top)]
+                if part.empty:
+                    continue
+                stats = seed_interval(part.groupby("seed")[column].first())
+                low = stats["low"] if np.isfinite(stats["low"]) else stats["mean"]
+                high = stats["high"] if np.isfinite(stats["high"]) else stats["mean"]
+                ax.axhspan(low, high, color=colour, alpha=0.15)
+                ax.axhline(
+                    stats["mean"],
+                    color=colour,
+                    ls="--",
+                    lw=1,
+                    label=name.replace("_", " ")
+                    + (f" (ε={top:g})" if name == "explorer_floor" else ""),
+                )
         _budget_axis(ax, rows["budget"])
         ax.set_ylim(bottom=0)
         ax.set_title(title)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -109,12 +161,18 @@ def plot_member_fairness(
     """Each Rashomon member's fairness next to the target's and the surrogate's."""
     plt = _pyplot()
     pairs = [(m, a) for m, a in fairness_columns(results) if m != "group_accuracy"]
+    seed = int(results["seed"].min())
     row = results[
         (results["reference"] == "target")
+        & (results["seed"] == seed)
         & (results["budget"] == budget)
         & np.isclose(results["epsilon"], epsilon)
     ].iloc[0]
-    chosen = members[(members["budget"] == budget) & np.isclose(members["epsilon"], epsilon)]
+    chosen = members[
+        (members["seed"] == seed)
+        & (members["budget"] == budget)
+        & np.isclose(members["epsilon"], epsilon)
+    ]
     fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(pairs)), 4.4))
     rng = np.random.default_rng(0)
     for i, (metric, attribute) in enumerate(pairs):
@@ -138,7 +196,7 @@ def plot_member_fairness(
         )
         ax.scatter(
             [i],
-            [row[f"{column}_surrogate"]],
+            [row[f"{column}_reference"]],
             marker="D",
             color="black",
             s=30,
@@ -151,7 +209,8 @@ def plot_member_fairness(
     )
     ax.set_ylabel("difference between groups")
     ax.set_title(
-        f"Fairness across the Rashomon set (budget {budget}, ε={epsilon:g}, n={len(chosen)})"
+        f"Fairness across the Rashomon set (seed {seed}, budget {budget}, ε={epsilon:g}, "
+        f"n={len(chosen)})"
     )
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8)
@@ -161,14 +220,15 @@ def plot_member_fairness(
     return path
 
 
-def write_figures(results: pd.DataFrame, members: pd.DataFrame, folder: Path) -> list[Path]:
+def write_figures(tables: RunTables, folder: Path) -> list[Path]:
     """All standard figures of a run into ``folder``."""
+    results, members = tables.results, tables.members
     folder.mkdir(parents=True, exist_ok=True)
     budget = int(results["budget"].max())
     epsilon = float(results["epsilon"].max())
     return [
         plot_fidelity_vs_budget(results, folder / "fidelity_vs_budget.png"),
-        plot_ambiguity_vs_budget(results, folder / "ambiguity_vs_budget.png"),
+        plot_ambiguity_vs_budget(results, folder / "ambiguity_vs_budget.png", tables.baselines),
         plot_member_fairness(
             results, members, folder / "fairness_members.png", budget=budget, epsilon=epsilon
         ),

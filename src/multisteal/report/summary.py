@@ -1,13 +1,48 @@
-"""The run's ``summary.md``: fidelity next to multiplicity, fairness next to the target's."""
+"""The run's ``summary.md``: fidelity next to multiplicity and fairness, read against the
+baselines and sampling noise, with conclusions computed from the numbers.
+
+Every sentence of "What this means" comes from :func:`findings`, which applies stated decision
+rules to the per-seed numbers; nothing in it is fixed text that holds whatever the data say.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from multisteal.report.tables import fairness_table, fidelity_table
+from multisteal.report.tables import (
+    FAIRNESS_HEADLINE,
+    RunTables,
+    baseline_rows,
+    baseline_table,
+    fairness_columns,
+    fairness_table,
+    fidelity_table,
+    format_interval,
+    seed_interval,
+)
 
-__all__ = ["render_summary"]
+__all__ = ["Finding", "findings", "render_summary"]
+
+RULES = (
+    "Decision rules: a difference counts only when its 95 % t-interval over seeds excludes 0 "
+    "(at least 2 seeds). *Individual decisions*: the stolen set's excess ambiguity over its "
+    "reference surrogate is compared, seed by seed, with the explorer floor's. *Fairness*: a "
+    "set's range of a between-group difference counts as wider than noise when, seed by seed, "
+    "it exceeds both the target's 95 % bootstrap interval width and the explorer floor's range "
+    "— at every seed, or on average with an interval above 0."
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One conclusion of the summary: what was tested, whether the data support it, the text."""
+
+    name: str
+    holds: bool
+    text: str
 
 
 def _fmt(value: object) -> str:
@@ -23,99 +58,280 @@ def _markdown(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body])
 
 
-def _semantics_note(first: pd.Series) -> list[str]:
-    if first.get("explorer_dropout_semantics") != "per-pass":
-        return []
-    return [
-        "",
-        "Dropout used **per-pass** semantics: each member is one stochastic forward pass over "
-        "the data (fresh noise per element), not a fixed model, so member-level fairness is that "
-        "of a pass. Use `per-member` for members that are well-defined models.",
+def _by_seed(frame: pd.DataFrame, column: str) -> pd.Series:
+    if frame.empty or column not in frame:
+        return pd.Series(dtype=np.float64)
+    return frame.groupby("seed")[column].first().astype(np.float64)
+
+
+def _interval(values: pd.Series) -> str:
+    return format_interval(seed_interval(values.to_numpy()))
+
+
+def _pct_interval(values: pd.Series) -> str:
+    stats = seed_interval(values.to_numpy())
+    if not np.isfinite(stats["mean"]):
+        return "n/a"
+    if stats["n"] < 2:
+        return f"{stats['mean']:.1%}"
+    return f"{stats['mean']:.1%} [{stats['low']:.1%}, {stats['high']:.1%}]"
+
+
+def _above_zero(values: pd.Series) -> bool:
+    stats = seed_interval(values.to_numpy())
+    return bool(stats["n"] >= 2 and np.isfinite(stats["low"]) and stats["low"] > 0)
+
+
+def _below_zero(values: pd.Series) -> bool:
+    stats = seed_interval(values.to_numpy())
+    return bool(stats["n"] >= 2 and np.isfinite(stats["high"]) and stats["high"] < 0)
+
+
+def findings(tables: RunTables) -> list[Finding]:
+    """The conclusions the data support at the largest budget and ε, by the stated rules."""
+    results, baselines = tables.results, tables.baselines
+    budget = int(results["budget"].max())
+    epsilon = float(results["epsilon"].max())
+    top = results[
+        (results["reference"] == "target")
+        & (results["budget"] == budget)
+        & np.isclose(results["epsilon"], epsilon)
     ]
+    n_seeds = int(top["seed"].nunique())
+    floor = baseline_rows(baselines, "explorer_floor", epsilon=epsilon)
+    owner = baseline_rows(baselines, "target_retrain", epsilon=epsilon)
+    out: list[Finding] = []
+
+    fidelity = _by_seed(top, "surrogate_agreement")
+    low, high = _by_seed(top, "set_agreement_min"), _by_seed(top, "set_agreement_max")
+    out.append(
+        Finding(
+            "fidelity",
+            True,
+            f"At the largest budget ({budget} queries) the stolen surrogate agrees with the "
+            f"target on {_pct_interval(fidelity)} of evaluation rows; the distinct members of "
+            f"its ε = {epsilon:g} set ({_interval(_by_seed(top, 'set_size'))} per seed) span "
+            f"{_pct_interval(high - low)} in fidelity.",
+        )
+    )
+    if n_seeds < 2:
+        out.append(
+            Finding(
+                "seeds",
+                False,
+                "This run has a single seed, so no number here has an interval and no finding "
+                "is claimed: repeat the audit with `--seeds 0,1,2,3,4` (or `--repeats 5`).",
+            )
+        )
+
+    ambiguity = _by_seed(top, "ambiguity")
+    infidelity = _by_seed(top, "reference_infidelity")
+    excess = _by_seed(top, "excess_ambiguity")
+    text = (
+        f"Under some member, {_pct_interval(ambiguity)} of individuals get a different decision "
+        f"from the target: {_pct_interval(infidelity)} already from the stolen surrogate's own "
+        f"infidelity, {_pct_interval(excess)} in excess of it."
+    )
+    individual = False
+    if not floor.empty:
+        floor_excess = _by_seed(floor, "excess_ambiguity")
+        difference = (excess - floor_excess).dropna()
+        text += (
+            f" The same explorer without budget-limited stealing (on the "
+            f"{floor['baseline_reference'].iloc[0]}) adds {_pct_interval(floor_excess)} "
+            f"(difference {_pct_interval(difference)})."
+        )
+        if _above_zero(difference):
+            individual = True
+            text += (
+                " The stolen set is more ambiguous than the explorer floor: that much of its "
+                "multiplicity comes from what the queries left open, not from the explorer."
+            )
+        elif _below_zero(difference):
+            text += " The stolen set is *less* ambiguous than the explorer floor."
+        else:
+            text += (
+                " The excess is not distinguishable from the explorer floor: the explorer, not "
+                "the stealing, accounts for it."
+            )
+    else:
+        text += " (No explorer floor in this run: the excess cannot be attributed.)"
+    if not owner.empty:
+        owner_ambiguity = _by_seed(owner, "ambiguity")
+        text += (
+            f" For scale, the target's own copies retrained with other seeds disagree with it "
+            f"on {_pct_interval(owner_ambiguity)} of individuals."
+        )
+    out.append(Finding("individual", individual, text))
+
+    wide: list[str] = []
+    narrow: list[str] = []
+    for metric, attribute in fairness_columns(results):
+        if metric not in FAIRNESS_HEADLINE:
+            continue
+        prefix = f"{metric}[{attribute}]"
+        spread = _by_seed(top, f"{prefix}_range")
+        if spread.dropna().empty:
+            continue
+        noise = _by_seed(top, f"{prefix}_target_boot_width").reindex(spread.index)
+        floor_range = _by_seed(floor, f"{prefix}_range").reindex(spread.index)
+        bar = pd.concat([noise, floor_range], axis=1).max(axis=1, skipna=True).fillna(0.0)
+        margin = (spread - bar).dropna()
+        every = bool(len(margin) >= 2 and (margin > 0).all())
+        name = f"{metric.replace('_', ' ')} for `{attribute}`"
+        detail = (
+            f"{name}: set range {_interval(spread)} against the target's bootstrap width "
+            f"{_interval(noise)} and the floor's range {_interval(floor_range)}"
+        )
+        matched = _by_seed(top, f"{prefix}_matched_range")
+        if not matched.dropna().empty:
+            detail += f"; re-thresholded to the target's positive rate: {_interval(matched)}"
+        if every or _above_zero(margin):
+            exceed = int((margin > 0).sum())
+            wide.append(f"{detail} (wider at {exceed} of {len(margin)} seeds)")
+        else:
+            narrow.append(detail)
+    if wide:
+        fidelity_spread = _interval(high - low)
+        out.append(
+            Finding(
+                "fairness",
+                True,
+                "Fairness is less determined than fidelity: while the members' fidelity spans "
+                f"{fidelity_spread}, equally faithful members differ in " + "; ".join(wide) + ". "
+                "A high-fidelity copy is therefore not evidence that the copy is as fair as the "
+                "target.",
+            )
+        )
+    elif narrow:
+        out.append(
+            Finding(
+                "fairness",
+                False,
+                "No fairness difference of the set is wider than the target's sampling noise and "
+                "the explorer floor: " + "; ".join(narrow) + ".",
+            )
+        )
+    if n_seeds >= 2 and not individual and not wide:
+        out.append(
+            Finding(
+                "equivalent",
+                True,
+                "On this setting the stolen copies are practically equivalent to the target "
+                "within sampling noise, apart from the surrogate's own infidelity "
+                f"({_pct_interval(infidelity)}) that fidelity already reports.",
+            )
+        )
+    return out
 
 
-def _excluded_note(results: pd.DataFrame) -> list[str]:
-    if "fairness_excluded_groups" not in results:
-        return []
-    excluded = results["fairness_excluded_groups"].iloc[0]
-    if not isinstance(excluded, str) or excluded in ("", "none"):
-        return []
-    size = int(results["min_group_size"].iloc[0])
-    return [
-        "",
-        f"Between-group differences leave out groups with fewer than {size} evaluation rows "
-        f"(their per-group accuracy is still listed): {excluded}.",
-    ]
+def _notes(tables: RunTables) -> list[str]:
+    results = tables.results
+    first = results.iloc[0]
+    notes: list[str] = []
+    if first.get("explorer_dropout_semantics") == "per-pass":
+        notes.append(
+            "Dropout used **per-pass** semantics: each member is one stochastic forward pass "
+            "over the data (fresh noise per element), not a fixed model, so member-level "
+            "fairness is that of a pass."
+        )
+    excluded = first.get("fairness_excluded_cells")
+    if isinstance(excluded, str) and excluded not in ("", "none"):
+        notes.append(
+            f"Each between-group difference leaves out the cells it divides by that have fewer "
+            f"than {int(first['min_group_size'])} evaluation rows (groups for demographic "
+            f"parity and accuracy; a group's positives for TPR, its negatives for FPR; both for "
+            f"equalized odds): {excluded}."
+        )
+    if str(first["criterion"]).startswith("transcript") and "holdout_size" in results:
+        sizes = sorted({int(s) for s in results["holdout_size"]})
+        steps = ", ".join(f"1/{s} = {1 / s:.4f}" for s in sizes if s > 0)
+        if first["criterion"] == "transcript":
+            notes.append(
+                f"The `transcript` criterion is a 0-1 loss on the attacker's held-out rows "
+                f"({', '.join(map(str, sizes))} per budget): it moves in steps of {steps}, so "
+                "an ε below one step keeps only members that tie with the surrogate there."
+            )
+        else:
+            notes.append(
+                "The `transcript-loss` criterion is the cross-entropy against the probabilities "
+                f"the API revealed on the attacker's held-out rows ({', '.join(map(str, sizes))} "
+                "per budget; 0-1 disagreement where only labels were revealed)."
+            )
+    elif str(first["criterion"]).startswith("test-"):
+        notes.append(
+            f"The `{first['criterion']}` criterion selected members on evaluation rows set aside "
+            "for selection; every metric here is measured on the other evaluation rows."
+        )
+    duplicates = results.get("n_duplicates")
+    if duplicates is not None and (duplicates > 0).any():
+        notes.append(
+            "Set sizes count distinct models: candidates identical to another on every input "
+            f"the filter and metrics see were counted once ({int(duplicates.max())} duplicates "
+            "at most per budget)."
+        )
+    return notes
 
 
-def _resolution_note(results: pd.DataFrame) -> list[str]:
-    if results["criterion"].iloc[0] != "transcript" or "holdout_size" not in results:
-        return []
-    sizes = sorted({int(s) for s in results["holdout_size"]})
-    steps = ", ".join(f"1/{s} = {1 / s:.4f}" for s in sizes if s > 0)
-    return [
-        "",
-        f"The `transcript` criterion is measured on the attacker's held-out rows ({', '.join(map(str, sizes))} "
-        f"per budget), so losses move in steps of {steps}: an ε below one step keeps only members "
-        "that tie with the surrogate on the held-out slice.",
-    ]
-
-
-def render_summary(results: pd.DataFrame) -> str:
-    """Markdown text summarising a run's results table."""
+def render_summary(tables: RunTables) -> str:
+    """Markdown text summarising a run's tables."""
+    results = tables.results
     first = results.iloc[0]
     budget = int(results["budget"].max())
     epsilon = float(results["epsilon"].max())
-    fid = fidelity_table(results)
-    fair = fairness_table(results, budget=budget, epsilon=epsilon)
-    top = fid[(fid["budget"] == budget) & np.isclose(fid["epsilon"], epsilon)].iloc[0]
+    seeds = sorted(int(s) for s in results["seed"].unique())
     lines = [
         f"# multisteal audit: {first['dataset']}",
         "",
         f"Target `{first['target']}` stolen with the `{first['attack']}` attack through an API "
         f"answering `{first['output']}`; surrogate `{first['surrogate']}`; Rashomon set from the "
         f"`{first['explorer']}` explorer ({int(first['n_candidates'])} candidates per budget), "
-        f"filtered with the `{first['criterion']}` criterion.",
-        *_semantics_note(first),
+        f"filtered with the `{first['criterion']}` criterion. Fairness treats "
+        f"`{first['positive_class']}` as the favourable class.",
+        "",
+        f"Seeds: {', '.join(map(str, seeds))} ({len(seeds)}); each stage (split, target, "
+        "attack, surrogate, explorer, baselines) draws from its own seed stream. Numbers are "
+        "means over seeds with their 95 % t-interval in brackets.",
         "",
         "## Fidelity versus multiplicity",
         "",
-        _markdown(fid),
+        _markdown(fidelity_table(results)),
         "",
         "*Fidelity* is the reference surrogate's label agreement with the target on the evaluation "
-        "set. *Ambiguity* is the share of evaluation individuals for whom at least one member of "
-        "the ε-Rashomon set decides differently from the reference (target or surrogate); "
-        "*discrepancy* is the largest disagreement of a single member. *RC* is the Rashomon "
-        "Capacity per individual, in [1, C].",
-        *_resolution_note(results),
-        "",
-        f"## Group fairness across the set (budget {budget}, ε = {epsilon:g})",
-        "",
-        _markdown(fair),
-        *_excluded_note(results),
-        "",
-        "## What this means",
-        "",
+        "rows. *Ambiguity* is the share of evaluation individuals for whom at least one member of "
+        "the ε-Rashomon set decides differently from the reference (target or surrogate); against "
+        "the target it splits into the surrogate's own *infidelity* plus the set's *excess*. "
+        "*RC* is the Rashomon Capacity per individual, in [1, C].",
     ]
-    spread = float(top["set fidelity max"] - top["set fidelity min"])
-    lines.append(
-        f"At the largest budget ({budget} queries) the stolen surrogate agrees with the target on "
-        f"{top['fidelity (agreement)']:.1%} of evaluation rows. Its ε = {epsilon:g} Rashomon set has "
-        f"{int(top['set size'])} members whose fidelity spans only {spread:.1%} "
-        f"({top['set fidelity min']:.1%} to {top['set fidelity max']:.1%}), yet "
-        f"{top['ambiguity vs target']:.1%} of individuals receive a different decision from the "
-        f"target under at least one member."
-    )
-    gaps = fair[fair["metric"] != "group_accuracy"]
-    if not gaps.empty:
-        widest = gaps.iloc[int(np.nanargmax(gaps["set range"].to_numpy(dtype=float)))]
-        lines.append("")
-        lines.append(
-            f"Fairness is less determined than fidelity: the {widest['metric'].replace('_', ' ')} "
-            f"for `{widest['attribute']}` ranges from {widest['set min']:.3f} to "
-            f"{widest['set max']:.3f} across equally faithful surrogates (target: "
-            f"{widest['target']:.3f}, largest gap {widest['largest gap to target']:.3f}). "
-            "A high-fidelity copy is therefore not evidence that the copy is as fair as the target."
-        )
-    lines.append("")
+    table = baseline_table(tables.baselines)
+    if not table.empty:
+        lines += [
+            "",
+            "## Baselines",
+            "",
+            _markdown(table),
+            "",
+            "*Explorer floor*: the same explorer, ε and criterion with no budget-limited stealing "
+            "(applied to the target where the explorer can run on it, else to a surrogate trained "
+            "on the whole pool with full probabilities). *Target retrain*: the target's family "
+            "retrained on target-train with other seeds (the owner's own multiplicity; no "
+            "ε-filter).",
+        ]
+    lines += [
+        "",
+        f"## Group fairness (budget {budget}, ε = {epsilon:g})",
+        "",
+        _markdown(fairness_table(results, tables.baselines, budget=budget, epsilon=epsilon)),
+        "",
+        "*Rate-matched range*: the set's range after re-thresholding every member to the "
+        "target's positive rate (what is left is not a mere threshold shift). *Bootstrap "
+        "width*: the 95 % interval width of the target's own difference over resampled "
+        "evaluation rows (its sampling noise).",
+    ]
+    for note in _notes(tables):
+        lines += ["", note]
+    lines += ["", "## What this means", ""]
+    for finding in findings(tables):
+        lines += [finding.text, ""]
+    lines += [RULES, ""]
     return "\n".join(lines)

@@ -1,22 +1,64 @@
-"""Reading result tables and condensing them into the summary's tables."""
+"""Reading result tables, aggregating them over seeds and condensing them for the summary."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["fairness_columns", "fairness_table", "fidelity_table", "read_run"]
+from multisteal import metrics
+
+__all__ = [
+    "FAIRNESS_HEADLINE",
+    "RunTables",
+    "aggregate",
+    "fairness_columns",
+    "fairness_table",
+    "fidelity_table",
+    "format_interval",
+    "read_run",
+    "seed_interval",
+]
 
 _FAIRNESS = re.compile(r"^(?P<metric>[a-z_]+)\[(?P<attribute>[^\]]+)\]_target$")
+#: The between-group differences the summary tests for the paper's finding.
+FAIRNESS_HEADLINE = (
+    "demographic_parity_difference",
+    "true_positive_rate_difference",
+    "equalized_odds_difference",
+)
+SET_KEYS = ("budget", "epsilon", "reference")
+BASELINE_KEYS = ("baseline", "epsilon", "reference")
 
 
-def read_run(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The ``results`` and ``members`` tables of a run directory."""
+@dataclass(frozen=True)
+class RunTables:
+    """The tables of a run directory: ``results``, ``members`` and ``baselines``."""
+
+    results: pd.DataFrame
+    members: pd.DataFrame
+    baselines: pd.DataFrame
+
+
+def _read(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
+def read_run(folder: str | Path) -> RunTables:
+    """The tables of a run directory (``baselines`` empty when the run has none)."""
     path = Path(folder)
-    return pd.read_csv(path / "results.csv"), pd.read_csv(path / "members.csv")
+    baselines = path / "baselines.csv"
+    return RunTables(
+        results=pd.read_csv(path / "results.csv"),
+        members=_read(path / "members.csv"),
+        baselines=_read(baselines) if baselines.is_file() else pd.DataFrame(),
+    )
 
 
 def fairness_columns(results: pd.DataFrame) -> list[tuple[str, str]]:
@@ -29,48 +71,147 @@ def fairness_columns(results: pd.DataFrame) -> list[tuple[str, str]]:
     return pairs
 
 
+def seed_interval(values: pd.Series | np.ndarray) -> dict[str, float]:
+    """Mean and 95 % t-interval over seeds (``n``, ``mean``, ``std``, ``low``, ``high``)."""
+    array = np.asarray(values, dtype=np.float64)
+    return metrics.mean_interval(array, confidence=0.95)
+
+
+def format_interval(stats: dict[str, float], *, digits: int = 3) -> str:
+    """``0.979 [0.975, 0.983]``, just the mean with one seed, ``n/a`` without a value."""
+    mean = stats["mean"]
+    if not np.isfinite(mean):
+        return "n/a"
+    if stats["n"] < 2 or not np.isfinite(stats["low"]):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} [{stats['low']:.{digits}f}, {stats['high']:.{digits}f}]"
+
+
+def aggregate(frame: pd.DataFrame, *, by: tuple[str, ...] = SET_KEYS) -> pd.DataFrame:
+    """Every numeric column as mean, std and 95 % t-interval over seeds, per ``by`` group.
+
+    Long format: the ``by`` columns, ``metric``, then ``n`` (seeds with a finite value),
+    ``mean``, ``std`` (ddof 1), ``low``, ``high``.
+    """
+    if frame.empty:
+        return pd.DataFrame(columns=[*by, "metric", *metrics.MEAN_INTERVAL_KEYS])
+    skip = {*by, "seed"}
+    numeric = [
+        c
+        for c in frame.columns
+        if c not in skip and pd.api.types.is_numeric_dtype(frame[c]) and frame[c].dtype != bool
+    ]
+    records = []
+    keys = list(by)
+    for group, part in frame.groupby(keys, dropna=False, sort=True):
+        values = group if isinstance(group, tuple) else (group,)
+        for column in numeric:
+            stats = seed_interval(part[column])
+            records.append({**dict(zip(keys, values, strict=True)), "metric": column, **stats})
+    return pd.DataFrame(records)
+
+
+def _stat(frame: pd.DataFrame, column: str) -> str:
+    if column not in frame:
+        return "n/a"
+    return format_interval(seed_interval(frame[column]))
+
+
 def fidelity_table(results: pd.DataFrame) -> pd.DataFrame:
-    """Fidelity next to multiplicity: one row per budget × ε."""
-    vs_target = results[results["reference"] == "target"].set_index(["budget", "epsilon"])
-    vs_surrogate = results[results["reference"] == "surrogate"].set_index(["budget", "epsilon"])
-    table = pd.DataFrame(
-        {
-            "set size": vs_target["set_size"],
-            "target acc.": vs_target["target_accuracy"],
-            "surrogate acc.": vs_target["surrogate_accuracy"],
-            "fidelity (agreement)": vs_target["surrogate_agreement"],
-            "set fidelity min": vs_target["set_agreement_min"],
-            "set fidelity max": vs_target["set_agreement_max"],
-            "ambiguity vs target": vs_target["ambiguity"],
-            "discrepancy vs target": vs_target["discrepancy"],
-            "ambiguity vs surrogate": vs_surrogate["ambiguity"],
-            "mean RC": vs_target.get("rashomon_capacity_mean", np.nan),
-            "share RC>1.01": vs_target.get("rashomon_capacity_frac_above", np.nan),
-        }
-    )
-    return table.reset_index()
+    """Fidelity next to multiplicity, one row per budget × ε: mean [95 % CI] over seeds."""
+    records = []
+    target = results[results["reference"] == "target"]
+    surrogate = results[results["reference"] == "surrogate"]
+    for _, part in target.groupby(["budget", "epsilon"], sort=True):
+        budget, eps = int(part["budget"].iloc[0]), float(part["epsilon"].iloc[0])
+        vs_s = _pick(surrogate, budget=budget, epsilon=eps)
+        records.append(
+            {
+                "budget": budget,
+                "ε": f"{eps:g}",
+                "fidelity": _stat(part, "surrogate_agreement"),
+                "distinct set size": _stat(part, "set_size"),
+                "duplicates": _stat(part, "n_duplicates"),
+                "ambiguity vs target": _stat(part, "ambiguity"),
+                "= infidelity": _stat(part, "reference_infidelity"),
+                "+ excess": _stat(part, "excess_ambiguity"),
+                "ambiguity vs surrogate": _stat(vs_s, "ambiguity"),
+                "mean RC": _stat(part, "rashomon_capacity_mean"),
+                "share RC>1.01": _stat(part, "rashomon_capacity_frac_above"),
+            }
+        )
+    return pd.DataFrame(records)
 
 
-def fairness_table(results: pd.DataFrame, *, budget: int, epsilon: float) -> pd.DataFrame:
-    """Group fairness of the target, the surrogate and across the set, at one budget and ε."""
-    row = results[
-        (results["reference"] == "target")
-        & (results["budget"] == budget)
-        & np.isclose(results["epsilon"], epsilon)
-    ].iloc[0]
+def baseline_table(baselines: pd.DataFrame) -> pd.DataFrame:
+    """The baselines like the fidelity table: one row per baseline × ε."""
+    records = []
+    if baselines.empty:
+        return pd.DataFrame()
+    target = baselines[baselines["reference"] == "target"]
+    for _, part in target.groupby(["baseline", "epsilon"], sort=False, dropna=False):
+        name, eps = str(part["baseline"].iloc[0]), float(part["epsilon"].iloc[0])
+        records.append(
+            {
+                "baseline": str(name).replace("_", " "),
+                "reference model": str(part["baseline_reference"].iloc[0]),
+                "ε": "all members" if not np.isfinite(eps) else f"{eps:g}",
+                "distinct set size": _stat(part, "set_size"),
+                "reference fidelity": _stat(part, "surrogate_agreement"),
+                "ambiguity vs target": _stat(part, "ambiguity"),
+                "excess over reference": _stat(part, "excess_ambiguity"),
+                "mean RC": _stat(part, "rashomon_capacity_mean"),
+                "share RC>1.01": _stat(part, "rashomon_capacity_frac_above"),
+            }
+        )
+    return pd.DataFrame(records)
+
+
+def _pick(frame: pd.DataFrame, **where: float) -> pd.DataFrame:
+    mask = np.ones(len(frame), dtype=bool)
+    for column, value in where.items():
+        if column not in frame:
+            return frame.iloc[0:0]
+        col = frame[column].to_numpy(dtype=np.float64)
+        mask &= np.isnan(col) if not np.isfinite(value) else np.isclose(col, value)
+    return frame[mask]
+
+
+def baseline_rows(baselines: pd.DataFrame, name: str, *, epsilon: float) -> pd.DataFrame:
+    """A baseline's target-reference rows at ``epsilon`` (the owner's set has no ε)."""
+    if baselines.empty:
+        return baselines
+    rows = baselines[(baselines["baseline"] == name) & (baselines["reference"] == "target")]
+    if name == "target_retrain":
+        return rows
+    return _pick(rows, epsilon=epsilon)
+
+
+def fairness_table(
+    results: pd.DataFrame, baselines: pd.DataFrame, *, budget: int, epsilon: float
+) -> pd.DataFrame:
+    """Group fairness at one budget and ε: target (with its bootstrap interval), the set's
+    range, its positive-rate-matched control and both baselines' ranges; mean [CI] over seeds."""
+    rows = _pick(results[results["reference"] == "target"], budget=budget, epsilon=epsilon)
+    floor = baseline_rows(baselines, "explorer_floor", epsilon=epsilon)
+    owner = baseline_rows(baselines, "target_retrain", epsilon=epsilon)
     records = []
     for metric, attribute in fairness_columns(results):
+        if metric == "group_accuracy":
+            continue
         prefix = f"{metric}[{attribute}]"
         records.append(
             {
                 "metric": metric,
                 "attribute": attribute,
-                "target": row[f"{prefix}_target"],
-                "surrogate": row[f"{prefix}_surrogate"],
-                "set min": row[f"{prefix}_min"],
-                "set max": row[f"{prefix}_max"],
-                "set range": row[f"{prefix}_range"],
-                "largest gap to target": row[f"{prefix}_max_gap"],
+                "target": _stat(rows, f"{prefix}_target"),
+                "target 95 % bootstrap width": _stat(rows, f"{prefix}_target_boot_width"),
+                "set min": _stat(rows, f"{prefix}_min"),
+                "set max": _stat(rows, f"{prefix}_max"),
+                "set range": _stat(rows, f"{prefix}_range"),
+                "rate-matched range": _stat(rows, f"{prefix}_matched_range"),
+                "floor range": _stat(floor, f"{prefix}_range"),
+                "owner range": _stat(owner, f"{prefix}_range"),
             }
         )
     return pd.DataFrame(records)

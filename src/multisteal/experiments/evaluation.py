@@ -1,0 +1,297 @@
+"""Measuring Rashomon sets on the evaluation rows: one place for stolen sets and baselines."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from multisteal import metrics
+from multisteal.experiments.config import AuditConfig
+from multisteal.experiments.data import PreparedData
+from multisteal.rashomon import Candidates
+
+__all__ = ["EvaluationContext", "SetSelection", "fairness_of_members", "small_cells_note"]
+
+MATCHED = "matched"
+"""Suffix of the positive-rate-matched control: every member re-thresholded to the target's
+positive rate, so its fairness differences are not a mere shift of its threshold."""
+
+
+@dataclass(frozen=True)
+class SetSelection:
+    """One Rashomon set to measure: its ε (NaN when no filter applies) and member indices."""
+
+    epsilon: float
+    members: NDArray[np.int64]
+
+
+@dataclass
+class EvaluationContext:
+    """What stays fixed within one seed: the evaluation rows and the target's behaviour there.
+
+    ``target_fairness`` maps ``metric[attribute]`` to the target's value; ``target_bootstrap``
+    holds the bootstrap interval of every between-group difference over evaluation rows
+    (columns ``low``, ``high``, ``width``), so a set's range can be read against sampling noise.
+    """
+
+    config: AuditConfig
+    data: PreparedData
+    P_target: NDArray[np.float64]
+    t: NDArray[np.int64]
+    target_positive_rate: float
+    target_fairness: dict[str, float]
+    target_bootstrap: dict[str, dict[str, float]]
+    samples: dict[str, NDArray[Any]]
+    excluded: str
+
+    @classmethod
+    def build(
+        cls,
+        config: AuditConfig,
+        data: PreparedData,
+        P_target: NDArray[np.float64],
+        *,
+        rng: np.random.Generator,
+    ) -> EvaluationContext:
+        t = metrics.decisions(P_target)
+        positive_rate = float(np.mean(t == data.dataset.positive_class))
+        fairness = fairness_of_members(config, data, t[None, :])
+        target_fairness = {str(k): float(v) for k, v in fairness.iloc[0].items()}
+        boot: dict[str, dict[str, float]] = {}
+        if config.fairness_bootstrap > 0:
+            for attribute in data.sensitive_eval.columns:
+                table = metrics.bootstrap_fairness(
+                    data.y_eval,
+                    t,
+                    sensitive_features=data.sensitive_eval[attribute].astype(str).to_numpy(),
+                    pos_label=data.dataset.positive_class,
+                    n_resamples=config.fairness_bootstrap,
+                    rng=rng,
+                    min_cell_size=config.min_group_size,
+                )
+                for metric, row in table.iterrows():
+                    boot[f"{metric}[{attribute}]"] = {
+                        k: float(row[k]) for k in ("low", "high", "width")
+                    }
+        samples: dict[str, NDArray[Any]] = {
+            "y": data.y_eval,
+            "target_decisions": t,
+            "target_probabilities": P_target,
+            "evaluation_index": data.evaluation_index,
+            "selection_index": data.selection_index,
+        }
+        for column in data.sensitive_eval.columns:
+            samples[f"sensitive/{column}"] = np.asarray(
+                data.sensitive_eval[column].astype(str).tolist(), dtype=np.str_
+            )
+        excluded = small_cells_note(data, config.min_group_size)
+        return cls(
+            config, data, P_target, t, positive_rate, target_fairness, boot, samples, excluded
+        )
+
+    def evaluate(
+        self,
+        candidates: Candidates,
+        losses: Mapping[str, NDArray[np.float64]],
+        selections: Sequence[SetSelection],
+        *,
+        key: str,
+        describe: Mapping[str, object],
+        extra: Mapping[str, object],
+    ) -> tuple[list[dict[str, Any]], pd.DataFrame, dict[str, NDArray[Any]]]:
+        """Rows (per set × reference), member records and per-sample arrays of the sets.
+
+        Row 0 of ``candidates`` is the set's reference model (the stolen surrogate, or the
+        baseline's reference); ``key`` prefixes the per-sample arrays (``b1000``, ``floor``…).
+        """
+        data = self.data
+        P = candidates.output("evaluation")
+        d = metrics.decisions(P)
+        # "seed" names the audit's seed in every table; a member's own seed is "member_seed".
+        per_member = candidates.params.rename(columns={"seed": "member_seed"})
+        for name, values in losses.items():
+            per_member[f"loss[{name}]"] = values
+        per_member["agreement"] = metrics.member_agreement(d, self.t)
+        per_member["accuracy"] = metrics.member_accuracy(data.y_eval, d)
+        per_member["probability_fidelity"] = metrics.member_probability_fidelity(P, self.P_target)
+        union = np.unique(np.concatenate([s.members for s in selections] + [np.zeros(1, int)]))
+        fairness = fairness_of_members(
+            self.config, data, d[union], P=P[union], positive_rate=self.target_positive_rate
+        )
+        fairness.index = union
+        per_member = per_member.join(fairness)
+
+        s = d[0]
+        reference_fairness = {
+            f"{column}_reference": per_member[column].to_numpy(dtype=np.float64)[0]
+            for column in self.target_fairness
+        }
+        n_duplicates = (
+            int(per_member["copies"].sum() - len(per_member)) if "copies" in per_member else 0
+        )
+        base: dict[str, Any] = {
+            **extra,
+            "n_candidates": int(per_member["copies"].sum())
+            if "copies" in per_member
+            else len(per_member),
+            "n_distinct": len(per_member),
+            "n_duplicates": n_duplicates,
+            "min_group_size": self.config.min_group_size,
+            "fairness_excluded_cells": self.excluded,
+            "target_accuracy": metrics.accuracy(data.y_eval, self.t),
+            "surrogate_accuracy": metrics.accuracy(data.y_eval, s),
+            "surrogate_agreement": metrics.agreement(self.t, s),
+            "surrogate_probability_fidelity": metrics.probability_fidelity(self.P_target, P[0]),
+            **{f"explorer_{k}" if k != "explorer" else k: v for k, v in describe.items()},
+            **reference_fairness,
+        }
+        rows: list[dict[str, Any]] = []
+        member_frames: list[pd.DataFrame] = []
+        arrays: dict[str, NDArray[Any]] = {f"{key}/surrogate_probabilities": P[0]}
+        n_classes = P.shape[2]
+        for selection in selections:
+            members, eps = selection.members, selection.epsilon
+            size = int(members.size)
+            set_key = f"{key}/eps{eps:g}" if np.isfinite(eps) else key
+            frame = per_member.iloc[members].copy()
+            frame.insert(0, "epsilon", eps)
+            member_frames.append(frame)
+            set_row = {**base, "epsilon": eps, "set_size": size}
+            set_row["set_copies"] = int(frame["copies"].sum()) if "copies" in frame else size
+            set_row.update(self._set_metrics(size, frame))
+            if size:
+                P_R, d_R = P[members], d[members]
+                per_sample: dict[str, NDArray[Any]] = {
+                    "ambiguous_vs_target": metrics.ambiguous_samples(d_R, self.t),
+                    "ambiguous_vs_surrogate": metrics.ambiguous_samples(d_R, s),
+                    "disagreement": metrics.disagreement(d_R, n_classes=n_classes),
+                    "viable_prediction_range": metrics.viable_prediction_range(P_R, data.y_eval),
+                    "score_variance": metrics.score_variance(P_R, data.y_eval),
+                    "rashomon_capacity": metrics.rashomon_capacity(P_R),
+                }
+                for name, values in per_sample.items():
+                    arrays[f"{set_key}/{name}"] = values
+                set_row.update(_sample_summaries(per_sample))
+            for reference, r in (("target", self.t), ("surrogate", s)):
+                row = {**set_row, "reference": reference}
+                # The set's reference model is always a member, so ambiguity against r splits
+                # into the reference's own disagreement with r plus the set's excess over it.
+                infidelity = float(np.mean(s != r))
+                row["reference_infidelity"] = infidelity
+                if size:
+                    row["ambiguity"] = metrics.ambiguity(d[members], r)
+                    row["discrepancy"] = metrics.discrepancy(d[members], r)
+                    row["excess_ambiguity"] = row["ambiguity"] - infidelity
+                else:
+                    row["ambiguity"] = row["discrepancy"] = float("nan")
+                    row["excess_ambiguity"] = float("nan")
+                rows.append(row)
+        return rows, pd.concat(member_frames, ignore_index=True), arrays
+
+    def _set_metrics(self, size: int, frame: pd.DataFrame) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for column in ("agreement", "accuracy", "probability_fidelity"):
+            values = frame[column].to_numpy(dtype=np.float64)
+            out[f"set_{column}_min"] = float(values.min()) if size else float("nan")
+            out[f"set_{column}_max"] = float(values.max()) if size else float("nan")
+        for column, target_value in self.target_fairness.items():
+            values = frame[column].to_numpy(dtype=np.float64)
+            finite = values[np.isfinite(values)]
+            known = bool(np.isfinite(target_value))
+            summary = metrics.summarize_set(finite, target=target_value if known else 0.0)
+            if not known:  # too few cells large enough to carry the metric
+                summary["target"] = summary["max_gap"] = float("nan")
+            for stat, value in summary.items():
+                out[f"{column}_{stat}"] = float(value)
+            matched = f"{column}_{MATCHED}"
+            if matched in frame:
+                m_values = frame[matched].to_numpy(dtype=np.float64)
+                m_values = m_values[np.isfinite(m_values)]
+                summary = metrics.summarize_set(m_values, target=0.0)
+                for stat in ("min", "max", "range"):
+                    out[f"{column}_{MATCHED}_{stat}"] = float(summary[stat])
+            if column in self.target_bootstrap:
+                for stat, value in self.target_bootstrap[column].items():
+                    out[f"{column}_target_boot_{stat}"] = value
+        return out
+
+
+def _sample_summaries(per_sample: Mapping[str, NDArray[Any]]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for name in ("disagreement", "viable_prediction_range", "score_variance", "rashomon_capacity"):
+        threshold = metrics.RC_THRESHOLD if name == "rashomon_capacity" else 0.0
+        for stat, value in metrics.summarize(per_sample[name], threshold=threshold).items():
+            out[f"{name}_{stat}"] = float(value)
+    return out
+
+
+def small_cells_note(data: PreparedData, min_cell_size: int) -> str:
+    """The cells left out of fairness differences, e.g. ``race=Asian (7 rows)``, or ``none``."""
+    parts: list[str] = []
+    for attribute in data.sensitive_eval.columns:
+        cells = metrics.small_cells(
+            data.y_eval,
+            sensitive_features=data.sensitive_eval[attribute].astype(str).to_numpy(),
+            pos_label=data.dataset.positive_class,
+            min_cell_size=min_cell_size,
+        )
+        for family, groups in cells.items():
+            for group, n in groups.items():
+                what = {"group": "rows", "positives": "positives", "negatives": "negatives"}
+                parts.append(f"{attribute}={group} ({n} {what.get(family, family)})")
+    return "; ".join(parts) or "none"
+
+
+def fairness_of_members(
+    config: AuditConfig,
+    data: PreparedData,
+    d: NDArray[np.int64],
+    *,
+    P: NDArray[np.float64] | None = None,
+    positive_rate: float | None = None,
+) -> pd.DataFrame:
+    """Fairness of each member (rows) per ``metric[attribute]`` (columns).
+
+    Each between-group difference uses only the cells large enough to carry it (groups for
+    demographic parity and accuracy, label-conditioned cells for TPR/FPR/equalized odds; at
+    least ``min_group_size`` rows). With ``P``, the positive-rate-matched control is added as
+    ``metric[attribute]_matched``: every member re-thresholded to ``positive_rate`` (the
+    target's positive rate on the evaluation rows).
+    """
+    pos_label = data.dataset.positive_class
+    matched_d: NDArray[np.int64] | None = None
+    if P is not None and positive_rate is not None:
+        matched_d = metrics.rate_matched_decisions(
+            P, positive_rate=positive_rate, pos_label=pos_label
+        )
+    frames = []
+    for attribute in data.sensitive_eval.columns:
+        groups = data.sensitive_eval[attribute].astype(str).to_numpy()
+
+        def table(decisions: NDArray[np.int64], groups: NDArray[Any] = groups) -> pd.DataFrame:
+            return metrics.member_fairness(
+                data.y_eval,
+                decisions,
+                sensitive_features=groups,
+                pos_label=pos_label,
+                method=config.fairness_method,
+                min_cell_size=config.min_group_size,
+            )
+
+        every = table(d)
+        renamed = {name: f"{name}[{attribute}]" for name in metrics.FAIRNESS_METRICS}
+        for column in every.columns.difference(list(metrics.FAIRNESS_METRICS)):
+            # "accuracy[Female]" -> "group_accuracy[sex=Female]"
+            renamed[column] = f"group_accuracy[{attribute}={str(column)[len('accuracy[') : -1]}]"
+        frames.append(every.rename(columns=renamed))
+        if matched_d is not None:
+            matched = table(matched_d)[list(metrics.FAIRNESS_METRICS)]
+            frames.append(
+                matched.rename(columns={n: f"{n}[{attribute}]_{MATCHED}" for n in matched.columns})
+            )
+    return pd.concat([f.reset_index(drop=True) for f in frames], axis=1)

@@ -1,0 +1,131 @@
+"""Repeating an audit over seeds, serially or in worker processes, and combining the results."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+
+import pandas as pd
+
+from multisteal.errors import ConfigError
+from multisteal.experiments.config import AuditConfig
+from multisteal.experiments.data import PreparedData
+from multisteal.experiments.runner import AuditResult, Checkpoint, Progress, run_single_audit
+from multisteal.models import Classifier
+
+__all__ = ["combine_results", "run_audit"]
+
+REUSE_NEEDS_ONE_SEED = (
+    "Prepared data or a fitted target can only be reused by a single-seed audit: every seed "
+    "splits the data anew."
+)
+
+
+def combine_results(config: AuditConfig, parts: Sequence[AuditResult]) -> AuditResult:
+    """One result from per-seed results (in seed order): frames stacked, arrays prefixed.
+
+    Per-sample arrays become ``seed{s}/…``; the target artifact is the first seed's.
+    """
+    ordered = sorted(parts, key=lambda part: part.config.seed)
+
+    def stack(name: str) -> pd.DataFrame:
+        frames = [getattr(part, name) for part in ordered]
+        frames = [f for f in frames if not f.empty]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    samples = {
+        f"seed{part.config.seed}/{key}": value
+        for part in ordered
+        for key, value in part.samples.items()
+    }
+    timings = {
+        f"seed{part.config.seed}/{key}": value
+        for part in ordered
+        for key, value in part.timings.items()
+    }
+    first = ordered[0]
+    return AuditResult(
+        config=config,
+        results=stack("results"),
+        members=stack("members"),
+        baselines=stack("baselines"),
+        samples=samples,
+        query_log=stack("query_log"),
+        timings=timings,
+        target=first.target,
+        preprocessor=first.preprocessor,
+        target_metadata=first.target_metadata,
+    )
+
+
+def _worker_init(threads: int) -> None:
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    os.environ["MKL_NUM_THREADS"] = str(threads)
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(threads)
+    threadpool_limits(threads)
+
+
+def _one_seed(config: AuditConfig) -> AuditResult:
+    return run_single_audit(config)
+
+
+def run_audit(
+    config: AuditConfig,
+    *,
+    data: PreparedData | None = None,
+    target: Classifier | None = None,
+    progress: Progress | None = None,
+    checkpoint: Checkpoint | None = None,
+    on_seed: Callable[[int], None] | None = None,
+) -> AuditResult:
+    """Run the audit once per seed of ``config`` and combine the results.
+
+    With ``workers > 1`` and several seeds, seeds run in that many worker processes (each with
+    ``threads`` torch/BLAS threads); a seed's results are identical either way. ``checkpoint``
+    receives the combined result of everything finished so far: after every budget when
+    serial, after every seed in parallel. ``on_seed`` is called with each finished seed.
+    """
+    seeds = config.seed_list
+    if (data is not None or target is not None) and len(seeds) > 1:
+        raise ConfigError(REUSE_NEEDS_ONE_SEED)
+    done: list[AuditResult] = []
+    workers = min(config.workers, len(seeds))
+    if workers <= 1:
+        for seed in seeds:
+            single = config.for_seed(seed)
+
+            def partial(result: AuditResult) -> None:
+                if checkpoint is not None:
+                    checkpoint(combine_results(config, [*done, result]))
+
+            done.append(
+                run_single_audit(
+                    single, data=data, target=target, progress=progress, checkpoint=partial
+                )
+            )
+            if on_seed is not None:
+                on_seed(seed)
+        return combine_results(config, done)
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_worker_init,
+        initargs=(config.threads,),
+    ) as pool:
+        futures = {pool.submit(_one_seed, config.for_seed(seed)): seed for seed in seeds}
+        for future in as_completed(futures):
+            done.append(future.result())
+            if progress is not None:
+                progress(f"seed {futures[future]} finished")
+            if on_seed is not None:
+                on_seed(futures[future])
+            if checkpoint is not None:
+                checkpoint(combine_results(config, done))
+    return combine_results(config, done)

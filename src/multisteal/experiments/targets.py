@@ -1,0 +1,66 @@
+"""A saved target must fit the run that loads it: same data, split, seed and features."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+
+from multisteal.errors import ConfigError
+from multisteal.experiments.config import AuditConfig
+from multisteal.experiments.data import PreparedData
+from multisteal.models import MODELS, Classifier, TorchMLPClassifier, read_metadata
+
+__all__ = ["TARGET_MISMATCH", "check_target_metadata", "target_family"]
+
+TARGET_MISMATCH = (
+    "The saved target {path} does not fit this run: its {field} is {saved!r}, this run's is "
+    "{here!r}. A target trained on another split may have trained on this run's evaluation "
+    "rows; load it with the data, --split and --seed it was trained with."
+)
+UNKNOWN_FAMILY = (
+    "The saved target {path} records family {family!r}, which is not a known model family "
+    "({available}); its own Rashomon set (the target-retrain baseline) cannot be built."
+)
+
+
+def target_family(model: Classifier) -> str:
+    """The zoo family name of a fitted model (``custom`` when it is none of the zoo's)."""
+    if isinstance(model, TorchMLPClassifier):
+        return "torch-logistic" if not tuple(model.hidden_layer_sizes) else "mlp"
+    if isinstance(model, LogisticRegression):
+        return "logistic"
+    if isinstance(model, HistGradientBoostingClassifier):
+        return "gboost"
+    return "custom"
+
+
+def check_target_metadata(config: AuditConfig, data: PreparedData) -> dict[str, Any]:
+    """Compare a saved target's ``meta.json`` with the run; return its metadata.
+
+    Checked: the dataset, the split sizes, the split seed and the encoded feature names (so the
+    target's training rows are this run's target-train rows and its inputs mean the same).
+    """
+    path = config.target_path
+    assert path is not None
+    saved: dict[str, Any] = dict(read_metadata(path).get("metadata", {}))
+    here: dict[str, Any] = {
+        "data": config.data_name,
+        "split": config.split.model_dump(),
+        "split_seed": data.split_seed,
+        "features": list(data.preprocessor.feature_names_out_),
+    }
+    for name, value in here.items():
+        if saved.get(name) != value:
+            raise ConfigError(
+                TARGET_MISMATCH.format(
+                    path=path, field=name, saved=saved.get(name, "missing"), here=value
+                )
+            )
+    family = saved.get("family")
+    if config.baselines.target_members and family not in MODELS:
+        raise ConfigError(
+            UNKNOWN_FAMILY.format(path=path, family=family, available=", ".join(MODELS))
+        )
+    return saved
