@@ -212,7 +212,9 @@ def test_summary_explains_what_shapes_the_numbers(german_run) -> None:
     out, _ = german_run
     tables = read_run(out)
     text = render_summary(tables)
-    assert "it moves in steps of 1/12 = 0.0833, 1/24 = 0.0417" in text  # 20 % of 60, 120
+    assert (
+        "(12 rows at budget 60, 24 rows at budget 120): it moves in steps of 0.0833, 0.0417" in text
+    )
     assert "Fairness treats `good` as the favourable class." in text
     assert "per-pass" not in text
     # The label-conditioned cells of the evaluation rows, counted here from the saved arrays:
@@ -237,3 +239,46 @@ def test_summary_explains_what_shapes_the_numbers(german_run) -> None:
     text = render_summary(RunTables(results, tables.members, tables.baselines))
     assert "Dropout used **per-pass** semantics" in text
     assert "both for equalized odds): sex=female (3 negatives)." in text
+
+
+def test_a_csv_audit_names_and_uses_the_favourable_class(tmp_path) -> None:
+    ds = load_dataset("german_credit")
+    frame = ds.features.copy()
+    frame["default"] = np.where(ds.y == 1, "no", "yes")  # good credit = did not default
+    frame["gender"] = ds.sensitive["sex"]
+    path = tmp_path / "loans.csv"
+    frame.to_csv(path, index=False)
+    base = ["audit", "--csv", str(path), "--label", "default", "--sensitive", "gender", *SMALL]
+
+    out = tmp_path / "favourable"
+    result = runner.invoke(app, [*base, "--positive-label", "no", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "Fairness treats `no` as the favourable class." in result.output
+    row = pd.read_csv(out / "results.csv").iloc[0]
+    samples = np.load(out / "samples.npz")
+    y, t, g = (
+        samples["seed0/y"],
+        samples["seed0/target_decisions"],
+        samples["seed0/sensitive/gender"],
+    )
+    # The class index the "no" rows received (whatever the encoding), from the dataset itself.
+    no_rows = ds.y[samples["seed0/evaluation_index"]] == 1
+    (favourable,) = set(y[no_rows].tolist())
+    tpr = [np.mean(t[(g == s) & (y == favourable)] == favourable) for s in ("female", "male")]
+    fpr = [np.mean(t[(g == s) & (y != favourable)] == favourable) for s in ("female", "male")]
+    assert row["true_positive_rate_difference[gender]_target"] == pytest.approx(
+        abs(tpr[0] - tpr[1])
+    )
+    assert row["false_positive_rate_difference[gender]_target"] == pytest.approx(
+        abs(fpr[0] - fpr[1])
+    )
+
+    # Without the option the last label in sorted order ("yes") is favourable, and said so.
+    out = tmp_path / "default"
+    result = runner.invoke(app, [*base, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "Fairness treats `yes` as the favourable class." in result.output
+
+    assert _error([*base[1:], "--positive-label", "maybe"]).startswith(
+        "Error: positive_label 'maybe' is not a value of label column 'default'"
+    )

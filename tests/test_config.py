@@ -63,3 +63,38 @@ def test_unreadable_yaml(tmp_path) -> None:
     path.write_text("- just\n- a list\n")
     with pytest.raises(ConfigError, match="must be a YAML mapping, got list"):
         load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"seed": -1}, "- seed: Input should be greater than or equal to 0"),
+        ({"seeds": [0, -2]}, "- seeds: Seeds must be whole numbers >= 0, got -2."),
+        (
+            {"surrogate": "logistic", "dropout": {"layers": "hidden"}},
+            "- config: Dropout on hidden layers needs a surrogate with hidden layers",
+        ),
+        (
+            {"criterion": "test-loss", "selection_fraction": 1.0},
+            "- config: selection_fraction must be in (0, 1), got 1.0.",
+        ),
+    ],
+)
+def test_inconsistent_options_are_refused_before_any_work(raw, expected) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(raw)
+    assert expected in str(info.value)
+
+
+def test_a_selection_part_too_small_is_refused_before_training() -> None:
+    from multisteal.experiments import prepare_data
+    from multisteal.experiments.data import TOO_FEW_ROWS
+
+    config = load_config(
+        {"dataset": "german_credit", "criterion": "test-fidelity", "selection_fraction": 0.99}
+    )
+    with pytest.raises(ConfigError) as info:
+        prepare_data(config)
+    assert str(info.value) == TOO_FEW_ROWS.format(
+        criterion="test-fidelity", fraction=0.99, n=200, select=198, measure=2, minimum=10
+    )

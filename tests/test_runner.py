@@ -310,6 +310,7 @@ def test_a_saved_target_from_another_split_is_refused(german, tmp_path) -> None:
         field="split_seed",
         saved=config.stage_seed("split"),
         here=other.stage_seed("split"),
+        seed=0,
     )
 
 
@@ -333,3 +334,72 @@ def test_demo_sized_adult_audit() -> None:
     top = result.results.query("budget == 4000 and reference == 'target'")
     assert (top["surrogate_agreement"] > 0.95).all()
     assert (top["set_size"] > 1).all()
+
+
+def test_rate_matched_control_and_bootstrap_reproduce_from_the_saved_arrays() -> None:
+    config = load_config(
+        {
+            "dataset": "compas",
+            "target": "gboost",
+            "budgets": [250],
+            "epsilons": [0.02],
+            "threads": 1,
+            "dropout": {"n_rates": 3, "members_per_rate": 2},
+            "baselines": {"explorer_floor": False, "target_members": 0},
+            "fairness_bootstrap": 300,
+        }
+    )
+    result = run_audit(config)
+    s = {k.removeprefix("seed0/"): v for k, v in result.samples.items()}
+    y, t, sex = s["y"], s["target_decisions"], s["sensitive/sex"]
+    pos = 0  # COMPAS: the favourable class is "no recidivism", index 0
+    assert result.results["positive_class"].iloc[0] == "no_recid"
+
+    # The reference surrogate re-thresholded by hand to the target's positive rate.
+    P = s["b250/surrogate_probabilities"]
+    k = round(np.mean(t == pos) * len(t))
+    order = sorted(range(len(t)), key=lambda n: (-P[n, pos], n))
+    matched = np.full(len(t), 1 - pos)
+    matched[order[:k]] = pos
+    assert np.mean(matched == pos) == np.mean(t == pos)
+
+    def rates(d: np.ndarray, cond: np.ndarray) -> list[float]:
+        return [np.mean(d[(sex == g) & cond] == pos) for g in ("Female", "Male")]
+
+    every = np.ones(len(t), dtype=bool)
+    reference = result.members[result.members["reference"]].iloc[0]
+    dp, tpr = rates(matched, every), rates(matched, y == pos)
+    assert reference["demographic_parity_difference[sex]_matched"] == pytest.approx(
+        abs(dp[0] - dp[1])
+    )
+    assert reference["true_positive_rate_difference[sex]_matched"] == pytest.approx(
+        abs(tpr[0] - tpr[1])
+    )
+    # The target's bootstrap interval: the same draws over the same (measured) rows.
+    rng = np.random.default_rng([config.stage_seed("baselines"), 1])
+    race = s["sensitive/race"]  # the attributes are bootstrapped in column order: race first
+    metrics.bootstrap_fairness(
+        y, t, sensitive_features=race, pos_label=pos, n_resamples=300, rng=rng, min_cell_size=20
+    )
+    table = metrics.bootstrap_fairness(
+        y, t, sensitive_features=sex, pos_label=pos, n_resamples=300, rng=rng, min_cell_size=20
+    )
+    row = result.results.iloc[0]
+    for metric in ("demographic_parity_difference", "true_positive_rate_difference"):
+        assert row[f"{metric}[sex]_target_boot_width"] == pytest.approx(table.loc[metric, "width"])
+        assert table.loc[metric, "low"] <= row[f"{metric}[sex]_target"] <= table.loc[metric, "high"]
+
+
+@pytest.mark.parametrize("stage", ["attack", "target", "surrogate"])
+def test_changing_one_stage_seed_leaves_the_stages_before_it(stage) -> None:
+    base = {**FAST, "budgets": [80], "epsilons": [0.05], "baselines": {"target_members": 0}}
+    a = run_audit(load_config(base))
+    b = run_audit(load_config({**base, "stage_seeds": {stage: 12345}}))
+    sa, sb = a.samples, b.samples
+    np.testing.assert_array_equal(sa["seed0/evaluation_index"], sb["seed0/evaluation_index"])
+    same_target = np.array_equal(sa["seed0/target_probabilities"], sb["seed0/target_probabilities"])
+    assert same_target == (stage != "target")
+    queries = [r.query("api == 'attacker'")["sha256"].tolist() for r in (a.query_log, b.query_log)]
+    assert (queries[0] == queries[1]) == (stage != "attack")  # the pool rows sent
+    surrogate = "seed0/b80/surrogate_probabilities"
+    assert not np.array_equal(sa[surrogate], sb[surrogate])  # everything after it changes

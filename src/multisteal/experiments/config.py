@@ -50,6 +50,11 @@ LOADED_TARGET_SEEDS = (
     "training rows would overlap other seeds' evaluation rows. Run one seed at a time."
 )
 BAD_SELECTION = "selection_fraction must be in (0, 1), got {value}."
+NEGATIVE_SEED = "Seeds must be whole numbers >= 0, got {seed}."
+HIDDEN_LOGISTIC = (
+    "Dropout on hidden layers needs a surrogate with hidden layers; the logistic surrogate has "
+    "only its output layer. Use --dropout-layers all, --surrogate mlp or the retrain explorer."
+)
 
 #: The stages of an audit that draw random numbers, each from its own seed stream.
 STAGES: tuple[str, ...] = ("split", "target", "attack", "surrogate", "explorer", "baselines")
@@ -153,7 +158,7 @@ class AuditConfig(_Strict):
     fairness_method: Literal["vectorised", "fairlearn"] = "vectorised"
     min_group_size: int = Field(20, ge=0)
     fairness_bootstrap: int = Field(1000, ge=0)
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     seeds: list[int] | None = None
     stage_seeds: dict[str, int] = Field(default_factory=dict)
     workers: int = Field(1, ge=1)
@@ -202,6 +207,8 @@ class AuditConfig(_Strict):
             raise ValueError(NO_SEEDS)
         if len(set(value)) < len(value):
             raise ValueError(DUPLICATE_SEEDS.format(seeds=value))
+        if min(value) < 0:
+            raise ValueError(NEGATIVE_SEED.format(seed=min(value)))
         return list(value)
 
     @field_validator("stage_seeds")
@@ -230,6 +237,15 @@ class AuditConfig(_Strict):
             and self.criterion.startswith("transcript")
         ):
             raise ValueError(PER_PASS_TRANSCRIPT.format(criterion=self.criterion))
+        if (
+            self.explorer == "dropout"
+            and self.dropout.layers == "hidden"
+            and (
+                self.surrogate == "logistic"
+                or not self.surrogate_params.get("hidden_layer_sizes", (1,))
+            )
+        ):
+            raise ValueError(HIDDEN_LOGISTIC)
         if self.target_path is not None and len(self.seed_list) > 1:
             raise ValueError(LOADED_TARGET_SEEDS)
         return self

@@ -18,8 +18,14 @@ from multisteal.data import (
 from multisteal.errors import ConfigError
 from multisteal.experiments.config import AuditConfig
 
-__all__ = ["UNKNOWN_POSITIVE_LABEL", "PreparedData", "prepare_data"]
+__all__ = ["TOO_FEW_ROWS", "UNKNOWN_POSITIVE_LABEL", "PreparedData", "prepare_data"]
 
+TOO_FEW_ROWS = (
+    "A {criterion} criterion sets aside {fraction:.0%} of the {n} evaluation rows to select "
+    "members, leaving {select} for selection and {measure} for measuring; each needs at least "
+    "{minimum}. Change --selection-fraction or the evaluation size (--split)."
+)
+MIN_ROWS = 10
 UNKNOWN_POSITIVE_LABEL = (
     "positive_label {value!r} is not a class of dataset {name!r}. Classes: {classes}."
 )
@@ -83,6 +89,17 @@ def prepare_data(config: AuditConfig) -> PreparedData:
     if config.is_split_criterion:
         order = np.random.default_rng([split_seed, 1]).permutation(evaluation.size)
         n_select = round(config.selection_fraction * evaluation.size)
+        if min(n_select, evaluation.size - n_select) < MIN_ROWS:
+            raise ConfigError(
+                TOO_FEW_ROWS.format(
+                    criterion=config.criterion,
+                    fraction=config.selection_fraction,
+                    n=evaluation.size,
+                    select=n_select,
+                    measure=evaluation.size - n_select,
+                    minimum=MIN_ROWS,
+                )
+            )
         selection = np.sort(evaluation[order[:n_select]])
         evaluation = np.sort(evaluation[order[n_select:]])
     features = dataset.features

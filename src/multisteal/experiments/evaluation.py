@@ -141,6 +141,7 @@ class EvaluationContext:
             else len(per_member),
             "n_distinct": len(per_member),
             "n_duplicates": n_duplicates,
+            "evaluation_rows": len(data.y_eval),
             "min_group_size": self.config.min_group_size,
             "fairness_excluded_cells": self.excluded,
             "target_accuracy": metrics.accuracy(data.y_eval, self.t),

@@ -55,6 +55,10 @@ Progress = Callable[[str], None]
 Checkpoint = Callable[["AuditResult"], None]
 """Called with the partial result (finished budgets only) after each budget."""
 
+CUSTOM_TARGET = (
+    "The target ({cls}) is not a model family of the zoo, so the target-retrain baseline cannot "
+    "retrain it: set baselines.target_members to 0 (--baseline-members 0)."
+)
 FLOOR = "explorer_floor"
 OWNER = "target_retrain"
 FLOOR_ON_TARGET = "target"
@@ -144,7 +148,6 @@ class _Audit:
     results: list[dict[str, Any]] = field(default_factory=list)
     members: list[pd.DataFrame] = field(default_factory=list)
     baselines: list[dict[str, Any]] = field(default_factory=list)
-    baseline_members: list[pd.DataFrame] = field(default_factory=list)
 
     def _timed(self, name: str, clock: float) -> float:
         now = time.perf_counter()
@@ -162,7 +165,7 @@ class _Audit:
             raise ConfigError(
                 POOL_TOO_SMALL.format(budget=max(config.budgets), size=len(data.X_pool))
             )
-        metadata = {"family": config.target}
+        metadata: dict[str, Any] = {}
         if target is None and config.target_path is not None:
             say(f"loading target from {config.target_path}")
             metadata = check_target_metadata(config, data)
@@ -176,7 +179,11 @@ class _Audit:
                 random_state=config.stage_seed("target"),
                 **config.target_params,
             )
+        # The family of the model actually audited: recorded with a loaded artifact, else read
+        # off the model (a target passed in may not be the configured family).
         self.family = str(metadata.get("family") or target_family(target))
+        if self.family == "custom" and config.baselines.target_members:
+            raise ConfigError(CUSTOM_TARGET.format(cls=type(target).__name__))
         self.target = target
         self.data = data
         self.metadata = {
@@ -304,13 +311,24 @@ class _Audit:
             SetSelection(eps, rashomon_set(losses, epsilon=eps, criterion=config.criterion).members)
             for eps in config.epsilons
         ]
+        # ε is absolute: report the reference's loss and, for 0-1 losses, their step (1/rows).
+        zero_one = config.criterion in ("transcript", "test-fidelity") or (
+            config.criterion == "transcript-loss"
+            and holdout is not None
+            and holdout.answers.soft_targets() is None
+        )
+        rows = len(self.data.X_select) if config.is_split_criterion else len(holdout or ())
+        scale = {
+            "reference_loss": float(losses[config.criterion][0]),
+            "criterion_step": 1.0 / rows if zero_one and rows else float("nan"),
+        }
         return self.context.evaluate(
             distinct,
             losses,
             selections,
             key=key,
             describe=self.explorer.describe(),
-            extra={**self._labels(), **extra},
+            extra={**self._labels(), **extra, **scale},
         )
 
     def _labels(self) -> dict[str, Any]:
@@ -334,8 +352,13 @@ class _Audit:
         api = LocalQueryAPI(self.target, output="probabilities", budget=len(data.X_pool))
         transcript = Transcript(data.X_pool, api.query(data.X_pool))
         self.logs.append(api.log.to_frame().assign(api="baseline", budget=len(data.X_pool)))
+        # As many held-out rows as the stolen set has at the largest budget: the floor's ε-filter
+        # then has the same resolution as the set it is compared with in the summary.
         rng = np.random.default_rng([config.stage_seed("baselines"), 2])
-        train_part, holdout = transcript.holdout_split(config.holdout_fraction, rng=rng)
+        order = rng.permutation(len(transcript))
+        n_hold = round(config.holdout_fraction * max(config.budgets))
+        holdout = transcript.take(np.sort(order[:n_hold]))
+        train_part = transcript.take(np.sort(order[n_hold:]))
         explorer_rng = np.random.default_rng([config.stage_seed("explorer"), 0])
         candidates: Candidates | None = None
         on = FLOOR_ON_TARGET
@@ -354,13 +377,13 @@ class _Audit:
             candidates = self.explorer.explore(
                 self._exploration(reference, holdout, train_part, explorer_rng)
             )
-        rows, members, arrays = self._measure(
+        rows, _, arrays = self._measure(
             candidates,
             holdout,
             key="floor",
             extra={"budget": len(data.X_pool), "holdout_size": len(holdout)},
         )
-        self._baseline(FLOOR, on, rows, members, arrays)
+        self._baseline(FLOOR, on, rows, arrays)
 
     def _target_retrain(self, rng: np.random.Generator) -> None:
         """The target's family retrained on target-train with other seeds: one set, no ε."""
@@ -389,26 +412,25 @@ class _Audit:
             Candidates(OWNER, params, {"evaluation": np.stack(outputs)})
         )
         everyone = SetSelection(float("nan"), np.arange(len(distinct), dtype=np.int64))
-        rows, members, arrays = self.context.evaluate(
+        rows, _, arrays = self.context.evaluate(
             distinct,
             {},
             [everyone],
             key="owner",
             describe={"explorer": OWNER, "n_members": len(seeds)},
-            extra={**self._labels(), "budget": len(data.X_target), "holdout_size": 0},
+            extra={
+                **self._labels(),
+                "criterion": "none",
+                "budget": len(data.X_target),
+                "holdout_size": 0,
+            },
         )
-        self._baseline(OWNER, "target", rows, members, arrays)
+        self._baseline(OWNER, "target", rows, arrays)
 
     def _baseline(
-        self,
-        name: str,
-        on: str,
-        rows: list[dict[str, Any]],
-        members: pd.DataFrame,
-        arrays: dict[str, NDArray[Any]],
+        self, name: str, on: str, rows: list[dict[str, Any]], arrays: dict[str, NDArray[Any]]
     ) -> None:
         self.baselines += [{"baseline": name, "baseline_reference": on, **row} for row in rows]
-        self.baseline_members.append(members.assign(baseline=name))
         self.context.samples.update(arrays)
 
     def _result(self) -> AuditResult:

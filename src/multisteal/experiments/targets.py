@@ -17,7 +17,8 @@ __all__ = ["TARGET_MISMATCH", "check_target_metadata", "target_family"]
 TARGET_MISMATCH = (
     "The saved target {path} does not fit this run: its {field} is {saved!r}, this run's is "
     "{here!r}. A target trained on another split may have trained on this run's evaluation "
-    "rows; load it with the data, --split and --seed it was trained with."
+    "rows; load it with the data, --split and --seed it was trained with (it was trained with "
+    "--seed {seed})."
 )
 UNKNOWN_FAMILY = (
     "The saved target {path} records family {family!r}, which is not a known model family "
@@ -53,9 +54,25 @@ def check_target_metadata(config: AuditConfig, data: PreparedData) -> dict[str, 
     }
     for name, value in here.items():
         if saved.get(name) != value:
+            shown = (saved.get(name, "missing"), value)
+            if name == "features":  # name the first difference, not two long lists
+                old, new = list(saved.get(name) or []), list(value)
+                first = next(
+                    (i for i, (a, b) in enumerate(zip(old, new, strict=False)) if a != b),
+                    min(len(old), len(new)),
+                )
+                shown = (
+                    f"{len(old)} features ({old[first] if first < len(old) else 'none'} at "
+                    f"position {first})",
+                    f"{len(new)} features ({new[first] if first < len(new) else 'none'})",
+                )
             raise ConfigError(
                 TARGET_MISMATCH.format(
-                    path=path, field=name, saved=saved.get(name, "missing"), here=value
+                    path=path,
+                    field=name,
+                    saved=shown[0],
+                    here=shown[1],
+                    seed=saved.get("seed", "unknown"),
                 )
             )
     family = saved.get("family")

@@ -31,8 +31,9 @@ RULES = (
     "(at least 2 seeds). *Individual decisions*: the stolen set's excess ambiguity over its "
     "reference surrogate is compared, seed by seed, with the explorer floor's. *Fairness*: a "
     "set's range of a between-group difference counts as wider than noise when, seed by seed, "
-    "it exceeds both the target's 95 % bootstrap interval width and the explorer floor's range "
-    "— at every seed, or on average with an interval above 0."
+    "it exceeds the target's 95 % bootstrap interval width, the explorer floor's range and the "
+    "members' fidelity span — at every seed, or on average with an interval above 0. "
+    "*Practically equivalent* is said only when both rules were applied and neither holds."
 )
 
 
@@ -64,8 +65,13 @@ def _by_seed(frame: pd.DataFrame, column: str) -> pd.Series:
     return frame.groupby("seed")[column].first().astype(np.float64)
 
 
-def _interval(values: pd.Series) -> str:
-    return format_interval(seed_interval(values.to_numpy()))
+def _interval(values: pd.Series, *, digits: int = 3) -> str:
+    """Mean [95 % t-interval] of a share or difference in [0, 1] (interval clipped to it)."""
+    return format_interval(seed_interval(values.to_numpy()), digits=digits, lower=0.0, upper=1.0)
+
+
+def _count_interval(values: pd.Series) -> str:
+    return format_interval(seed_interval(values.to_numpy()), digits=1, lower=0.0)
 
 
 def _pct_interval(values: pd.Series) -> str:
@@ -74,7 +80,10 @@ def _pct_interval(values: pd.Series) -> str:
         return "n/a"
     if stats["n"] < 2:
         return f"{stats['mean']:.1%}"
-    return f"{stats['mean']:.1%} [{stats['low']:.1%}, {stats['high']:.1%}]"
+    low, high = max(stats["low"], -1.0), min(stats["high"], 1.0)
+    if stats["mean"] >= 0 and (values.dropna() >= 0).all():
+        low = max(low, 0.0)  # a share, not a difference: the interval stays in [0, 1]
+    return f"{stats['mean']:.1%} [{low:.1%}, {high:.1%}]"
 
 
 def _above_zero(values: pd.Series) -> bool:
@@ -110,7 +119,7 @@ def findings(tables: RunTables) -> list[Finding]:
             True,
             f"At the largest budget ({budget} queries) the stolen surrogate agrees with the "
             f"target on {_pct_interval(fidelity)} of evaluation rows; the distinct members of "
-            f"its ε = {epsilon:g} set ({_interval(_by_seed(top, 'set_size'))} per seed) span "
+            f"its ε = {epsilon:g} set ({_count_interval(_by_seed(top, 'set_size'))} per seed) span "
             f"{_pct_interval(high - low)} in fidelity.",
         )
     )
@@ -133,6 +142,7 @@ def findings(tables: RunTables) -> list[Finding]:
         f"infidelity, {_pct_interval(excess)} in excess of it."
     )
     individual = False
+    decided = n_seeds >= 2
     if not floor.empty:
         floor_excess = _by_seed(floor, "excess_ambiguity")
         difference = (excess - floor_excess).dropna()
@@ -141,7 +151,9 @@ def findings(tables: RunTables) -> list[Finding]:
             f"{floor['baseline_reference'].iloc[0]}) adds {_pct_interval(floor_excess)} "
             f"(difference {_pct_interval(difference)})."
         )
-        if _above_zero(difference):
+        if not decided:
+            text += " With one seed the two are not compared."
+        elif _above_zero(difference):
             individual = True
             text += (
                 " The stolen set is more ambiguous than the explorer floor: that much of its "
@@ -151,8 +163,9 @@ def findings(tables: RunTables) -> list[Finding]:
             text += " The stolen set is *less* ambiguous than the explorer floor."
         else:
             text += (
-                " The excess is not distinguishable from the explorer floor: the explorer, not "
-                "the stealing, accounts for it."
+                f" At {n_seeds} seeds the excess cannot be told apart from the explorer floor: "
+                "the data do not show that stealing leaves more open than the explorer creates "
+                "by itself."
             )
     else:
         text += " (No explorer floor in this run: the excess cannot be attributed.)"
@@ -160,12 +173,20 @@ def findings(tables: RunTables) -> list[Finding]:
         owner_ambiguity = _by_seed(owner, "ambiguity")
         text += (
             f" For scale, the target's own copies retrained with other seeds disagree with it "
-            f"on {_pct_interval(owner_ambiguity)} of individuals."
+            f"on {_pct_interval(owner_ambiguity)} of individuals"
         )
+        if (owner["set_size"] == 1).all():
+            text += (
+                " (its family does not depend on the seed here: every retrained copy is the "
+                "target itself)"
+            )
+        text += "."
     out.append(Finding("individual", individual, text))
 
     wide: list[str] = []
     narrow: list[str] = []
+    untested: list[str] = []
+    fidelity_span = (high - low).rename("fidelity")
     for metric, attribute in fairness_columns(results):
         if metric not in FAIRNESS_HEADLINE:
             continue
@@ -175,9 +196,10 @@ def findings(tables: RunTables) -> list[Finding]:
             continue
         noise = _by_seed(top, f"{prefix}_target_boot_width").reindex(spread.index)
         floor_range = _by_seed(floor, f"{prefix}_range").reindex(spread.index)
-        bar = pd.concat([noise, floor_range], axis=1).max(axis=1, skipna=True).fillna(0.0)
-        margin = (spread - bar).dropna()
-        every = bool(len(margin) >= 2 and (margin > 0).all())
+        # The bar: the target's sampling noise, the explorer floor and the members' own
+        # fidelity span. A missing reference leaves the bar undefined (never 0).
+        bar = pd.concat([noise, floor_range, fidelity_span.reindex(spread.index)], axis=1)
+        margin = (spread - bar.max(axis=1, skipna=False)).dropna()
         name = f"{metric.replace('_', ' ')} for `{attribute}`"
         detail = (
             f"{name}: set range {_interval(spread)} against the target's bootstrap width "
@@ -186,39 +208,60 @@ def findings(tables: RunTables) -> list[Finding]:
         matched = _by_seed(top, f"{prefix}_matched_range")
         if not matched.dropna().empty:
             detail += f"; re-thresholded to the target's positive rate: {_interval(matched)}"
-        if every or _above_zero(margin):
+        every = bool(len(margin) >= 2 and (margin > 0).all())
+        if not decided or (len(margin) < 2 and spread.notna().sum() >= 2):
+            untested.append(detail)  # one seed, or a reference (bootstrap, floor) is missing
+        elif len(margin) < 2:
+            continue  # measurable at fewer than 2 seeds (its cells are too small elsewhere)
+        elif every or _above_zero(margin):
             exceed = int((margin > 0).sum())
             wide.append(f"{detail} (wider at {exceed} of {len(margin)} seeds)")
         else:
             narrow.append(detail)
     if wide:
-        fidelity_spread = _interval(high - low)
         out.append(
             Finding(
                 "fairness",
                 True,
                 "Fairness is less determined than fidelity: while the members' fidelity spans "
-                f"{fidelity_spread}, equally faithful members differ in " + "; ".join(wide) + ". "
-                "A high-fidelity copy is therefore not evidence that the copy is as fair as the "
-                "target.",
+                f"{_interval(fidelity_span)}, equally faithful members differ in "
+                + "; ".join(wide)
+                + ". A high-fidelity copy is therefore not evidence that the copy is as fair as "
+                "the target.",
             )
         )
-    elif narrow:
+    if narrow:
         out.append(
             Finding(
                 "fairness",
                 False,
-                "No fairness difference of the set is wider than the target's sampling noise and "
-                "the explorer floor: " + "; ".join(narrow) + ".",
+                ("The other fairness differences are not" if wide else "No fairness difference is")
+                + " shown to be wider than the target's sampling noise, the explorer floor and "
+                "the members' fidelity span: " + "; ".join(narrow) + ".",
             )
         )
-    if n_seeds >= 2 and not individual and not wide:
+    if untested:
+        why = (
+            "with one seed the rule is not applied"
+            if not decided
+            else "the bootstrap or the explorer floor is missing, so the rule cannot be applied"
+        )
+        out.append(
+            Finding(
+                "fairness-untested",
+                False,
+                f"Fairness ({why}): " + "; ".join(untested) + ".",
+            )
+        )
+    if decided and not floor.empty and not individual and not wide and narrow and not untested:
         out.append(
             Finding(
                 "equivalent",
                 True,
                 "On this setting the stolen copies are practically equivalent to the target "
-                "within sampling noise, apart from the surrogate's own infidelity "
+                "within sampling noise: stealing leaves no more open, on individuals or on "
+                "groups, than the explorer creates around the target itself and the target's "
+                "own sampling noise — apart from the surrogate's own infidelity "
                 f"({_pct_interval(infidelity)}) that fidelity already reports.",
             )
         )
@@ -243,25 +286,38 @@ def _notes(tables: RunTables) -> list[str]:
             f"parity and accuracy; a group's positives for TPR, its negatives for FPR; both for "
             f"equalized odds): {excluded}."
         )
-    if str(first["criterion"]).startswith("transcript") and "holdout_size" in results:
-        sizes = sorted({int(s) for s in results["holdout_size"]})
-        steps = ", ".join(f"1/{s} = {1 / s:.4f}" for s in sizes if s > 0)
-        if first["criterion"] == "transcript":
-            notes.append(
-                f"The `transcript` criterion is a 0-1 loss on the attacker's held-out rows "
-                f"({', '.join(map(str, sizes))} per budget): it moves in steps of {steps}, so "
-                "an ε below one step keeps only members that tie with the surrogate there."
-            )
-        else:
-            notes.append(
-                "The `transcript-loss` criterion is the cross-entropy against the probabilities "
-                f"the API revealed on the attacker's held-out rows ({', '.join(map(str, sizes))} "
-                "per budget; 0-1 disagreement where only labels were revealed)."
-            )
-    elif str(first["criterion"]).startswith("test-"):
+    criterion = str(first["criterion"])
+    epsilons = ", ".join(f"{e:g}" for e in sorted(results["epsilon"].unique()))
+    if "criterion_step" in results and np.isfinite(results["criterion_step"]).any():
+        steps = results.groupby("budget")["criterion_step"].mean()
+        where = {
+            "transcript": "the attacker's held-out rows",
+            "transcript-loss": "the attacker's held-out rows (only labels were revealed)",
+            "test-fidelity": "the evaluation rows set aside for selection",
+        }.get(criterion, "its rows")
+        listed = ", ".join(f"{1 / s:.0f} rows at budget {b}" for b, s in steps.items() if s > 0)
         notes.append(
-            f"The `{first['criterion']}` criterion selected members on evaluation rows set aside "
-            "for selection; every metric here is measured on the other evaluation rows."
+            f"The `{criterion}` criterion is a 0-1 loss on {where} ({listed}): it moves in steps "
+            f"of {', '.join(f'{s:.4f}' for s in steps)}, so an ε (here {epsilons}) below one step "
+            "keeps only members that tie with the reference there."
+        )
+    elif "reference_loss" in results:
+        loss = results[results["reference"] == "target"].groupby("budget")["reference_loss"]
+        listed = ", ".join(f"{v:.4f} at budget {b}" for b, v in loss.mean().items())
+        rows = (
+            "the probabilities the API revealed on the attacker's held-out rows"
+            if criterion == "transcript-loss"
+            else "the target's probabilities on the evaluation rows set aside for selection"
+        )
+        notes.append(
+            f"The `{criterion}` criterion is a cross-entropy against {rows}; ε (here "
+            f"{epsilons}) is in the same units (nats) as the reference's own loss, {listed} "
+            "(mean over seeds)."
+        )
+    if criterion.startswith("test-"):
+        notes.append(
+            f"The `{criterion}` criterion selected members on evaluation rows set aside for "
+            "selection; every metric here is measured on the other evaluation rows."
         )
     duplicates = results.get("n_duplicates")
     if duplicates is not None and (duplicates > 0).any():

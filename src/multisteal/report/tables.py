@@ -77,14 +77,39 @@ def seed_interval(values: pd.Series | np.ndarray) -> dict[str, float]:
     return metrics.mean_interval(array, confidence=0.95)
 
 
-def format_interval(stats: dict[str, float], *, digits: int = 3) -> str:
-    """``0.979 [0.975, 0.983]``, just the mean with one seed, ``n/a`` without a value."""
+def format_interval(
+    stats: dict[str, float],
+    *,
+    digits: int = 3,
+    lower: float | None = None,
+    upper: float | None = None,
+) -> str:
+    """``0.979 [0.975, 0.983]``, just the mean with one seed, ``n/a`` without a value.
+
+    ``lower``/``upper`` clip the displayed interval to the quantity's range (a share cannot
+    exceed 1); the tables written to disk keep the unclipped t-interval.
+    """
     mean = stats["mean"]
     if not np.isfinite(mean):
         return "n/a"
     if stats["n"] < 2 or not np.isfinite(stats["low"]):
         return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} [{stats['low']:.{digits}f}, {stats['high']:.{digits}f}]"
+    low, high = stats["low"], stats["high"]
+    if lower is not None:
+        low = max(low, lower)
+    if upper is not None:
+        high = min(high, upper)
+    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+#: Display ranges of result columns: (lower, upper, digits). Shares and fairness differences
+#: live in [0, 1]; counts are >= 0; Rashomon Capacity is >= 1.
+def _display(column: str) -> dict[str, float | int | None]:
+    if column in ("set_size", "n_duplicates", "n_distinct", "n_candidates"):
+        return {"lower": 0.0, "upper": None, "digits": 1}
+    if column.startswith("rashomon_capacity_") and not column.endswith("frac_above"):
+        return {"lower": 1.0, "upper": None, "digits": 3}
+    return {"lower": 0.0, "upper": 1.0, "digits": 3}
 
 
 def aggregate(frame: pd.DataFrame, *, by: tuple[str, ...] = SET_KEYS) -> pd.DataFrame:
@@ -114,7 +139,13 @@ def aggregate(frame: pd.DataFrame, *, by: tuple[str, ...] = SET_KEYS) -> pd.Data
 def _stat(frame: pd.DataFrame, column: str) -> str:
     if column not in frame:
         return "n/a"
-    return format_interval(seed_interval(frame[column]))
+    shown = _display(column)
+    return format_interval(
+        seed_interval(frame.groupby("seed")[column].first() if "seed" in frame else frame[column]),
+        digits=int(shown["digits"] or 3),
+        lower=shown["lower"],
+        upper=shown["upper"],
+    )
 
 
 def fidelity_table(results: pd.DataFrame) -> pd.DataFrame:
