@@ -49,6 +49,7 @@ def compare(folder: Path) -> list[dict[str, str]]:
     top = max(epsilons)
     dp = [c for c in results.columns if c.startswith("demographic_parity_difference[")]
     dp_column = dp[0].split("]")[0] + "]" if dp else None
+    attribute = dp_column.split("[")[1].rstrip("]") if dp_column else ""
     for budget, part in members[np.isclose(members["epsilon"], 1.0)].groupby("budget"):
         per_seed: dict[str, list[float]] = {}
         for _, every in part.groupby("seed"):
@@ -74,8 +75,9 @@ def compare(folder: Path) -> list[dict[str, str]]:
         row[f"ambiguity vs target ε={top:g}"] = _ci(at_top["ambiguity"])
         row[f"excess ε={top:g}"] = _ci(at_top["excess_ambiguity"])
         if dp_column:
-            row[f"{dp_column} range ε={top:g}"] = _ci(at_top[f"{dp_column}_range"])
-            row["rate-matched range"] = _ci(at_top[f"{dp_column}_matched_range"])
+            row["DP attribute"] = attribute
+            row[f"DP range ε={top:g}"] = _ci(at_top[f"{dp_column}_range"])
+            row[f"DP rate-matched range ε={top:g}"] = _ci(at_top[f"{dp_column}_matched_range"])
         rows.append(row)
     return rows
 

@@ -212,8 +212,18 @@ def test_summary_explains_what_shapes_the_numbers(german_run) -> None:
     out, _ = german_run
     tables = read_run(out)
     text = render_summary(tables)
+    # The default criterion is the cross-entropy on the held-out rows: ε is stated against the
+    # reference's own loss, per budget.
+    loss = tables.results.query("reference == 'target'").groupby("budget")["reference_loss"]
+    assert "`transcript-loss` criterion is a cross-entropy against the probabilities" in text
+    assert f"{loss.mean()[60]:.4f} at budget 60, {loss.mean()[120]:.4f} at budget 120" in text
+    # Under a 0-1 criterion the step of the loss is stated instead (20 % of 60 and 120 rows).
+    zero_one = tables.results.assign(criterion="transcript")
+    zero_one["criterion_step"] = 1 / (0.2 * zero_one["budget"])
+    text01 = render_summary(RunTables(zero_one, tables.members, tables.baselines))
     assert (
-        "(12 rows at budget 60, 24 rows at budget 120): it moves in steps of 0.0833, 0.0417" in text
+        "(12 rows at budget 60, 24 rows at budget 120): it moves in steps of 0.0833, 0.0417"
+        in text01
     )
     assert "Fairness treats `good` as the favourable class." in text
     assert "per-pass" not in text

@@ -33,7 +33,12 @@ def tables() -> RunTables:
 
 
 def _with(
-    tables: RunTables, *, excess: list[float], floor_excess: list[float], dp_margin: list[float]
+    tables: RunTables,
+    *,
+    excess: list[float],
+    floor_excess: list[float],
+    dp_margin: list[float],
+    infidelity: float = 0.01,
 ) -> RunTables:
     """The run's tables with chosen per-seed numbers: the stolen set's excess ambiguity, the
     floor's, and every headline fairness range set to ``max(bootstrap width, floor range,
@@ -42,8 +47,9 @@ def _with(
     floor = (baselines["baseline"] == "explorer_floor") & (baselines["reference"] == "target")
     for seed, e, f, margin in zip(SEEDS, excess, floor_excess, dp_margin, strict=True):
         rows = (results["seed"] == seed) & (results["reference"] == "target")
+        results.loc[rows, "reference_infidelity"] = infidelity
         results.loc[rows, "excess_ambiguity"] = e
-        results.loc[rows, "ambiguity"] = results.loc[rows, "reference_infidelity"] + e
+        results.loc[rows, "ambiguity"] = infidelity + e
         baselines.loc[floor & (baselines["seed"] == seed), "excess_ambiguity"] = f
         for column in [c for c in results.columns if c.endswith("]_range")]:
             if "accuracy" in column or "false_positive" in column:
@@ -165,6 +171,22 @@ def test_equivalence_is_not_claimed_without_an_explorer_floor(tables) -> None:
     text = render_summary(without)
     assert "the excess cannot be attributed" in text
     assert "practically equivalent" not in text
+
+
+def test_a_copy_with_large_infidelity_is_not_called_equivalent(tables) -> None:
+    owner = tables.baselines.query("baseline == 'target_retrain' and reference == 'target'")
+    level = max(owner["ambiguity"].mean(), 0.02)
+    far = _with(
+        tables,
+        excess=[0.010, 0.012, 0.011],
+        floor_excess=[0.011, 0.010, 0.012],
+        dp_margin=[-0.02, -0.01, -0.03],
+        infidelity=level + 0.05,
+    )
+    text = render_summary(far)
+    assert "practically equivalent to the target" not in text
+    assert "it is not a practically equivalent copy" in text
+    assert {f.name: f.holds for f in findings(far)}["equivalent"] is False
 
 
 def test_one_seed_gets_numbers_but_no_verdict(tables) -> None:

@@ -161,10 +161,12 @@ def audit(
     criterion: Annotated[
         str,
         typer.Option(
-            help="Rashomon criterion: transcript, transcript-loss, test-fidelity, test-loss.",
+            help="Rashomon criterion: transcript-loss (cross-entropy against the revealed "
+            "probabilities on the held-out transcript; 0-1 when only labels are revealed), "
+            "transcript (0-1), test-fidelity, test-loss.",
             rich_help_panel=EXPLORER,
         ),
-    ] = "transcript",
+    ] = "transcript-loss",
     selection_fraction: Annotated[
         float,
         typer.Option(
@@ -182,10 +184,11 @@ def audit(
     dropout_layers: Annotated[
         str,
         typer.Option(
-            help="Layers dropout perturbs: all, or hidden (every Linear/Conv but the last).",
+            help="Layers dropout perturbs: all, hidden (every Linear/Conv but the last), or auto "
+            "(hidden when the surrogate has hidden layers, else all).",
             rich_help_panel=EXPLORER,
         ),
-    ] = "all",
+    ] = "auto",
     p_max: Annotated[
         float | None,
         typer.Option(help="Largest dropout rate of the grid.", rich_help_panel=EXPLORER),

@@ -77,7 +77,9 @@ class DropoutConfig(_Strict):
 
     kind: Literal["bernoulli", "gaussian"] = "bernoulli"
     semantics: Literal["per-member", "per-pass"] = "per-member"
-    layers: Literal["all", "hidden"] = "all"
+    # "auto": "hidden" when the surrogate has hidden layers, else "all" (the measurements behind
+    # this default are in docs/exploration-defaults.md).
+    layers: Literal["auto", "all", "hidden"] = "auto"
     p_max: float | None = None
     n_rates: int = Field(21, ge=1)
     rates: list[float] | None = None  # an explicit grid; overrides p_max and n_rates
@@ -88,7 +90,7 @@ class DropoutConfig(_Strict):
             DropoutExplorer(
                 kind=self.kind,
                 semantics=self.semantics,
-                layers=self.layers,
+                layers="all" if self.layers == "auto" else self.layers,
                 rates=self.rates,
                 p_max=self.p_max,
                 n_rates=self.n_rates,
@@ -249,6 +251,20 @@ class AuditConfig(_Strict):
         if self.target_path is not None and len(self.seed_list) > 1:
             raise ValueError(LOADED_TARGET_SEEDS)
         return self
+
+    @property
+    def surrogate_has_hidden_layers(self) -> bool:
+        """Whether the attacker's surrogate has hidden layers (the logistic one has none)."""
+        if self.surrogate == "logistic":
+            return False
+        return bool(self.surrogate_params.get("hidden_layer_sizes", (1,)))
+
+    @property
+    def dropout_layers(self) -> Literal["all", "hidden"]:
+        """The dropout layers after resolving ``auto``."""
+        if self.dropout.layers != "auto":
+            return self.dropout.layers
+        return "hidden" if self.surrogate_has_hidden_layers else "all"
 
     @property
     def seed_list(self) -> list[int]:

@@ -105,7 +105,7 @@ def make_explorer(config: AuditConfig) -> Explorer:
         return DropoutExplorer(
             kind=d.kind,
             semantics=d.semantics,
-            layers=d.layers,
+            layers=config.dropout_layers,
             rates=d.rates,
             p_max=d.p_max,
             n_rates=d.n_rates,

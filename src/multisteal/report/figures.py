@@ -156,9 +156,16 @@ def plot_ambiguity_vs_budget(
 
 
 def plot_member_fairness(
-    results: pd.DataFrame, members: pd.DataFrame, path: Path, *, budget: int, epsilon: float
+    results: pd.DataFrame,
+    members: pd.DataFrame,
+    path: Path,
+    *,
+    budget: int,
+    epsilon: float,
+    baselines: pd.DataFrame | None = None,
 ) -> Path:
-    """Each Rashomon member's fairness next to the target's and the surrogate's."""
+    """Each Rashomon member's fairness (first seed) next to the target's with its bootstrap
+    interval, the surrogate's, and the explorer floor's range at the same ε."""
     plt = _pyplot()
     pairs = [(m, a) for m, a in fairness_columns(results) if m != "group_accuracy"]
     seed = int(results["seed"].min())
@@ -173,11 +180,40 @@ def plot_member_fairness(
         & (members["budget"] == budget)
         & np.isclose(members["epsilon"], epsilon)
     ]
+    floor = pd.DataFrame()
+    if baselines is not None and not baselines.empty:
+        floor = baselines[
+            (baselines["baseline"] == "explorer_floor")
+            & (baselines["reference"] == "target")
+            & (baselines["seed"] == seed)
+            & np.isclose(baselines["epsilon"], epsilon)
+        ]
     fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(pairs)), 4.4))
     rng = np.random.default_rng(0)
     for i, (metric, attribute) in enumerate(pairs):
         column = f"{metric}[{attribute}]"
         values = chosen[column].to_numpy(dtype=float)
+        low, high = row.get(f"{column}_target_boot_low"), row.get(f"{column}_target_boot_high")
+        if low is not None and high is not None and np.isfinite([low, high]).all():
+            ax.add_patch(
+                plt.Rectangle(
+                    (i - 0.32, low),
+                    0.64,
+                    high - low,
+                    color="tab:red",
+                    alpha=0.12,
+                    label="target, 95 % bootstrap" if i == 0 else None,
+                )
+            )
+        if not floor.empty and f"{column}_min" in floor:
+            ax.vlines(
+                i + 0.4,
+                floor[f"{column}_min"].iloc[0],
+                floor[f"{column}_max"].iloc[0],
+                color="tab:gray",
+                lw=3,
+                label="explorer floor range" if i == 0 else None,
+            )
         ax.scatter(
             i + rng.uniform(-0.18, 0.18, size=values.size),
             values,
@@ -230,6 +266,11 @@ def write_figures(tables: RunTables, folder: Path) -> list[Path]:
         plot_fidelity_vs_budget(results, folder / "fidelity_vs_budget.png"),
         plot_ambiguity_vs_budget(results, folder / "ambiguity_vs_budget.png", tables.baselines),
         plot_member_fairness(
-            results, members, folder / "fairness_members.png", budget=budget, epsilon=epsilon
+            results,
+            members,
+            folder / "fairness_members.png",
+            budget=budget,
+            epsilon=epsilon,
+            baselines=tables.baselines,
         ),
     ]

@@ -26,6 +26,10 @@ from multisteal.report.tables import (
 
 __all__ = ["Finding", "findings", "render_summary"]
 
+#: Infidelity a copy may have and still be called practically equivalent, when the target's own
+#: retrained copies agree with it more closely than this (or are not measured).
+EQUIVALENCE_INFIDELITY = 0.02
+
 RULES = (
     "Decision rules: a difference counts only when its 95 % t-interval over seeds excludes 0 "
     "(at least 2 seeds). *Individual decisions*: the stolen set's excess ambiguity over its "
@@ -33,7 +37,8 @@ RULES = (
     "set's range of a between-group difference counts as wider than noise when, seed by seed, "
     "it exceeds the target's 95 % bootstrap interval width, the explorer floor's range and the "
     "members' fidelity span — at every seed, or on average with an interval above 0. "
-    "*Practically equivalent* is said only when both rules were applied and neither holds."
+    "*Practically equivalent* is said only when both rules were applied, neither holds, and the "
+    "surrogate's infidelity is within the target-retrain baseline's ambiguity (at least 2 %)."
 )
 
 
@@ -254,17 +259,38 @@ def findings(tables: RunTables) -> list[Finding]:
             )
         )
     if decided and not floor.empty and not individual and not wide and narrow and not untested:
-        out.append(
-            Finding(
-                "equivalent",
-                True,
-                "On this setting the stolen copies are practically equivalent to the target "
-                "within sampling noise: stealing leaves no more open, on individuals or on "
-                "groups, than the explorer creates around the target itself and the target's "
-                "own sampling noise — apart from the surrogate's own infidelity "
-                f"({_pct_interval(infidelity)}) that fidelity already reports.",
+        # The set adds nothing beyond the floor and the noise; the copy itself must also be as
+        # close to the target as the owner's own retrained copies are (2 % where they agree).
+        owner_level = float(_by_seed(owner, "ambiguity").mean()) if not owner.empty else 0.0
+        tolerance = max(owner_level, EQUIVALENCE_INFIDELITY)
+        around = f"the {floor['baseline_reference'].iloc[0]}"
+        if float(infidelity.mean()) <= tolerance:
+            out.append(
+                Finding(
+                    "equivalent",
+                    True,
+                    "On this setting the stolen copies are practically equivalent to the target "
+                    "within sampling noise: stealing leaves no more open, on individuals or on "
+                    f"groups, than the explorer creates around {around} and the target's own "
+                    "sampling noise, and the surrogate's own infidelity "
+                    f"({_pct_interval(infidelity)}) is within {tolerance:.1%} (the larger of the "
+                    f"target's own retrained copies' disagreement, {owner_level:.1%}, and "
+                    f"{EQUIVALENCE_INFIDELITY:.0%}).",
+                )
             )
-        )
+        else:
+            out.append(
+                Finding(
+                    "equivalent",
+                    False,
+                    "The Rashomon set adds nothing measurable beyond the explorer (around "
+                    f"{around}) and the target's sampling noise, but the stolen surrogate itself "
+                    f"disagrees with the target on {_pct_interval(infidelity)} of individuals, "
+                    f"more than {tolerance:.1%} (the larger of the target's own retrained copies' "
+                    f"disagreement, {owner_level:.1%}, and {EQUIVALENCE_INFIDELITY:.0%}): it is "
+                    "not a practically equivalent copy.",
+                )
+            )
     return out
 
 
