@@ -83,9 +83,6 @@ DATA, TARGET, API, ATTACK, SURROGATE, EXPLORER, METRICS, RUN = (
 
 @app.command()
 def audit(
-    out: Annotated[Path, typer.Option(help="Run directory to write.", rich_help_panel=RUN)] = Path(
-        "runs/audit"
-    ),
     dataset: Annotated[
         str | None,
         typer.Option(help="Bundled dataset: adult, compas, german_credit.", rich_help_panel=DATA),
@@ -269,6 +266,9 @@ def audit(
     threads: Annotated[
         int, typer.Option(help="Torch threads (per worker).", rich_help_panel=RUN)
     ] = 2,
+    out: Annotated[Path, typer.Option(help="Run directory to write.", rich_help_panel=RUN)] = Path(
+        "runs/audit"
+    ),
     quiet: Annotated[bool, typer.Option(help="No progress bar.", rich_help_panel=RUN)] = False,
 ) -> None:
     """Steal a target, explore the Rashomon set of its surrogates and write a run directory."""
