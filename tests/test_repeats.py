@@ -163,3 +163,18 @@ def test_the_floor_on_the_target_is_the_explorer_applied_to_the_target() -> None
     )
     assert floor.loc["target", "reference_infidelity"] == 0.0
     assert floor.loc["target", "ambiguity"] == floor.loc["target", "excess_ambiguity"]
+
+
+def test_serial_and_parallel_agree_for_a_boosted_target_and_the_retrain_explorer() -> None:
+    config = {
+        **SMALL,
+        "target": "gboost",
+        "explorer": "retrain",
+        "retrain": {"n_members": 2},
+        "seeds": [0, 1],
+    }
+    serial = run_audit(load_config(config))
+    parallel = run_audit(load_config({**config, "workers": 2}))
+    pd.testing.assert_frame_equal(parallel.results, serial.results)
+    pd.testing.assert_frame_equal(parallel.baselines, serial.baselines)
+    assert set(serial.baselines["baseline_reference"]) == {"full-pool surrogate", "target"}
