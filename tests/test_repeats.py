@@ -178,3 +178,20 @@ def test_serial_and_parallel_agree_for_a_boosted_target_and_the_retrain_explorer
     pd.testing.assert_frame_equal(parallel.results, serial.results)
     pd.testing.assert_frame_equal(parallel.baselines, serial.baselines)
     assert set(serial.baselines["baseline_reference"]) == {"full-pool surrogate", "target"}
+
+
+def test_the_floor_is_filtered_at_the_largest_budget_s_resolution(two_seeds) -> None:
+    floor = two_seeds.baselines.query("baseline == 'explorer_floor'")
+    stolen = two_seeds.results.query("budget == 120")
+    assert set(floor["holdout_size"]) == set(stolen["holdout_size"]) == {24}  # 20 % of 120
+    assert set(floor["budget"]) == {400}  # the whole pool was queried
+
+
+def test_displayed_intervals_stay_in_the_quantity_s_range() -> None:
+    from multisteal.report.tables import format_interval
+
+    stats = {"n": 2, "mean": 0.95, "std": 0.05, "low": 0.5, "high": 1.4}
+    assert format_interval(stats, lower=0.0, upper=1.0) == "0.950 [0.500, 1.000]"
+    assert format_interval(stats) == "0.950 [0.500, 1.400]"
+    assert format_interval({**stats, "n": 1, "low": np.nan}) == "0.950"
+    assert format_interval({**stats, "mean": np.nan}) == "n/a"
