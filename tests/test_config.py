@@ -44,7 +44,7 @@ def test_yaml_round_trip(tmp_path) -> None:
         ),
         (
             {"dropout": {"kind": "gaussian", "p_max": -0.1}},
-            "Invalid configuration:\n- dropout: Dropout rates must be in [0, 1) for bernoulli and >= 0 for gaussian; got -0.005.",
+            "Invalid configuration:\n- dropout: p_max must be in (0, 1) for bernoulli and > 0 for gaussian (the largest rate of the grid); got -0.1.",
         ),
         (
             {"dataset": None, "csv": "x.csv"},

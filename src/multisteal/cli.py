@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -10,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from multisteal.errors import MultistealError
@@ -31,6 +34,18 @@ BAD_FLOAT_LIST = "{option} must be comma-separated numbers, got {value!r}."
 PARTIAL_KEPT = "Results of the finished budgets ({budgets}) are kept in {out}."
 BAD_SPLIT = "--split needs three sizes (target-train, pool, evaluation), got {value!r}."
 SEEDS_AND_REPEATS = "Give --seeds or --repeats, not both."
+OUT_IS_FILE = "--out {out} is a file, not a folder for a run."
+OUT_NOT_EMPTY = (
+    "--out {out} exists and is not empty; choose a new folder, or give --force to remove its "
+    "contents first."
+)
+OUT_NOT_WRITABLE = "Cannot write to --out {out}: {reason}."
+INTERRUPTED = "Interrupted (Ctrl-C)."
+TERMINATED = "Terminated (SIGTERM)."
+PARTIAL_NOTE = (
+    "**Partial run** — it stopped early ({reason}). Finished and kept: {kept}; everything else "
+    "of the configuration is missing, and the numbers below cover the finished part only."
+)
 BAD_REPEATS = "--repeats must be >= 1, got {value}."
 
 
@@ -62,11 +77,14 @@ def _split(value: str) -> dict[str, float]:
     return dict(zip(("target_train", "pool", "evaluation"), sizes, strict=True))
 
 
-def _fail(message: str) -> typer.Exit:
+def _fail(message: str, *, code: int = 2) -> typer.Exit:
     console.print(
-        f"[bold red]Error:[/bold red] {message}", highlight=False, markup=True, soft_wrap=True
+        f"[bold red]Error:[/bold red] {escape(message)}",
+        highlight=False,
+        markup=True,
+        soft_wrap=True,
     )
-    return typer.Exit(code=2)
+    return typer.Exit(code=code)
 
 
 DATA, TARGET, API, ATTACK, SURROGATE, EXPLORER, METRICS, RUN = (
@@ -105,6 +123,17 @@ def audit(
         str | None,
         typer.Option(help="Sensitive columns of --csv, comma-separated.", rich_help_panel=DATA),
     ] = None,
+    categorical: Annotated[
+        str | None,
+        typer.Option(
+            help="Columns of --csv to treat as categorical, comma-separated (default: inferred "
+            "from their values).",
+            rich_help_panel=DATA,
+        ),
+    ] = None,
+    encoding: Annotated[
+        str, typer.Option(help="Text encoding of --csv (e.g. latin-1).", rich_help_panel=DATA)
+    ] = "utf-8",
     data_dir: Annotated[
         Path | None, typer.Option(help="Folder with dataset files.", rich_help_panel=DATA)
     ] = None,
@@ -269,6 +298,12 @@ def audit(
     out: Annotated[Path, typer.Option(help="Run directory to write.", rich_help_panel=RUN)] = Path(
         "runs/audit"
     ),
+    force: Annotated[
+        bool,
+        typer.Option(
+            help="Remove an existing, non-empty --out folder before running.", rich_help_panel=RUN
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.", rich_help_panel=RUN)] = False,
 ) -> None:
     """Steal a target, explore the Rashomon set of its surrogates and write a run directory."""
@@ -292,9 +327,9 @@ def audit(
             "csv": csv,
             "label": label,
             "positive_label": positive_label,
-            "sensitive": [s.strip() for s in sensitive.split(",") if s.strip()]
-            if sensitive
-            else None,
+            "sensitive": _names(sensitive),
+            "categorical": _names(categorical),
+            "encoding": encoding,
             "data_dir": data_dir,
             "split": _split(split),
             "target": target,
@@ -335,7 +370,7 @@ def audit(
         raise _fail(config_error_message(exc)) from None
     except MultistealError as exc:
         raise _fail(str(exc)) from None
-    _execute(config, out, quiet=quiet, started=started)
+    _execute(config, out, quiet=quiet, started=started, force=force)
 
 
 @app.command()
@@ -344,6 +379,9 @@ def run(
         Path, typer.Argument(help="A YAML configuration (e.g. a run's config.yaml).")
     ],
     out: Annotated[Path, typer.Option(help="Run directory to write.")] = Path("runs/audit"),
+    force: Annotated[
+        bool, typer.Option(help="Remove an existing, non-empty --out folder before running.")
+    ] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Run an audit from a YAML configuration (every field of ``config.yaml``)."""
@@ -354,14 +392,51 @@ def run(
         config = load_config(config_file)
     except MultistealError as exc:
         raise _fail(str(exc)) from None
-    _execute(config, out, quiet=quiet, started=started)
+    _execute(config, out, quiet=quiet, started=started, force=force)
 
 
-def _execute(config: AuditConfig, out: Path, *, quiet: bool, started: float) -> None:
+def _names(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def _prepare_out(out: Path, *, force: bool) -> None:
+    """Check ``out`` can take a new run before any work: refuse a file, a non-empty folder
+    without ``--force`` (which removes the old contents first) and a folder we cannot write."""
+    if out.exists() and not out.is_dir():
+        raise CLIError(OUT_IS_FILE.format(out=out))
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise CLIError(OUT_NOT_EMPTY.format(out=out))
+        shutil.rmtree(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise CLIError(OUT_NOT_WRITABLE.format(out=out, reason=exc.strerror or exc)) from None
+
+
+class _TerminatedError(Exception):
+    """SIGTERM, turned into an exception so that a run stops like on Ctrl-C."""
+
+
+def _on_sigterm(_signum: int, _frame: object) -> None:
+    raise _TerminatedError
+
+
+def _execute(
+    config: AuditConfig, out: Path, *, quiet: bool, started: float, force: bool = False
+) -> None:
     """Run the audit with a progress bar, write the run directory and print the summary."""
     from multisteal.experiments import run_audit
     from multisteal.experiments.io import write_run
     from multisteal.report import write_report
+
+    try:
+        _prepare_out(out, force=force)
+    except MultistealError as exc:
+        raise _fail(str(exc)) from None
 
     n_seeds = len(config.seed_list)
     per_seed = 4 + 4 * len(config.budgets)
@@ -378,6 +453,7 @@ def _execute(config: AuditConfig, out: Path, *, quiet: bool, started: float) -> 
             for seed, budgets in done.items()
         ]
 
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         with Progress(
             SpinnerColumn(),
@@ -403,11 +479,21 @@ def _execute(config: AuditConfig, out: Path, *, quiet: bool, started: float) -> 
             bar.update(task, description="writing run directory", completed=steps)
             write_run(result, out)
             write_report(out)
-    except (MultistealError, KeyboardInterrupt) as exc:
-        message = str(exc) or type(exc).__name__
+    except (MultistealError, KeyboardInterrupt, _TerminatedError) as exc:
+        code = {KeyboardInterrupt: 130, _TerminatedError: 143}.get(type(exc), 2)
+        message = {130: INTERRUPTED, 143: TERMINATED}.get(code) or str(exc) or type(exc).__name__
         if finished:
-            message += "\n" + PARTIAL_KEPT.format(out=out, budgets="; ".join(finished))
-        raise _fail(message) from None
+            kept = "; ".join(finished)
+            message += "\n" + PARTIAL_KEPT.format(out=out, budgets=kept)
+            try:
+                write_report(
+                    out, partial=PARTIAL_NOTE.format(reason=message.splitlines()[0], kept=kept)
+                )
+            except Exception as report_error:  # the tables are kept even if the report fails
+                message += f"\n(The partial summary could not be written: {report_error}.)"
+        raise _fail(message, code=code) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     console.print(f"Wrote {out} in {time.perf_counter() - started:.1f} s", highlight=False)
     typer.echo((out / "summary.md").read_text())
 
@@ -430,6 +516,10 @@ def report(run: Annotated[Path, typer.Argument(help="A run directory.")]) -> Non
         paths = write_report(run)
     except FileNotFoundError as exc:
         raise _fail(f"{run} is not a run directory: {exc.filename} is missing.") from None
+    except NotADirectoryError:
+        raise _fail(f"{run} is not a run directory: it is a file.") from None
+    except MultistealError as exc:
+        raise _fail(str(exc)) from None
     for path in paths:
         typer.echo(str(path))
 

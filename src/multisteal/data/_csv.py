@@ -40,6 +40,21 @@ SINGLE_CLASS_MSG = (
 POSITIVE_LABEL_NOT_FOUND_MSG = (
     "positive_label {value!r} is not a value of label column {label!r} in {file}. Values: {values}."
 )
+NOT_UTF8_MSG = (
+    "{file} is not valid {encoding} text (byte {byte} at position {position}); give its "
+    "encoding, e.g. --encoding latin-1."
+)
+UNKNOWN_ENCODING_MSG = "Unknown text encoding {encoding!r} for {file}."
+DUPLICATE_COLUMNS_MSG = "{file} has duplicate column names: {columns}. Rename them first."
+INFINITE_MSG = (
+    "Column {column!r} of {file} has {count} infinite value(s) (first at row {row}); replace or "
+    "drop them first."
+)
+STRAY_STRINGS_MSG = (
+    "Column {column!r} of {file} is numeric except for {count} value(s) such as {values}: it would "
+    "silently become a {n_categories}-way categorical. Fix or drop those rows, or say what the "
+    "column is with --categorical {column}."
+)
 NOT_NUMERIC_MSG = (
     "Column {column!r} of {file} is not numeric; list it in `categorical` to use it as a "
     "categorical feature."
@@ -60,6 +75,26 @@ def _is_categorical_dtype(series: pd.Series) -> bool:
     )
 
 
+def _refuse_stray_strings(series: pd.Series, column: str, file: str) -> None:
+    """Refuse a text column whose values are numbers but for a few stray strings."""
+    present = series.dropna()
+    if present.empty or pd.api.types.is_bool_dtype(series):
+        return
+    parsed = pd.to_numeric(present.astype(str), errors="coerce")
+    stray = present[parsed.isna()]
+    if 0 < len(stray) <= 0.05 * len(present):
+        examples = ", ".join(repr(v) for v in list(dict.fromkeys(stray.astype(str)))[:5])
+        raise DataError(
+            STRAY_STRINGS_MSG.format(
+                column=column,
+                file=file,
+                count=len(stray),
+                values=examples,
+                n_categories=present.astype(str).nunique(),
+            )
+        )
+
+
 def load_csv(
     path: str | os.PathLike[str],
     *,
@@ -68,6 +103,7 @@ def load_csv(
     name: str | None = None,
     positive_label: object = None,
     categorical: Sequence[str] | None = None,
+    encoding: str = "utf-8",
 ) -> TabularDataset:
     """Load a CSV file with a header row as a :class:`TabularDataset`.
 
@@ -84,7 +120,9 @@ def load_csv(
             Without it, ``positive_class`` is the last class in sorted order (class 1 when
             binary).
         categorical: categorical feature columns; the rest must be numeric. ``None`` infers
-            them from the dtype (object, string, bool or category).
+            them from the dtype (object, string, bool or category), but refuses a column whose
+            values are numbers but for a few stray strings (list it here to mean categorical).
+        encoding: the file's text encoding (``utf-8`` by default; e.g. ``latin-1``).
 
     Categorical values are stored as strings, a missing one as the category ``"missing"``;
     numerical columns are stored as floats and missing values are kept as NaN (the
@@ -100,9 +138,25 @@ def load_csv(
     if not file_path.is_file():
         raise DatasetNotFoundError(FILE_NOT_FOUND_MSG.format(path=file_path))
     try:
-        raw = pd.read_csv(file_path)
+        header = pd.read_csv(file_path, header=None, nrows=1, encoding=encoding, dtype=str)
+        raw = pd.read_csv(file_path, encoding=encoding)
     except pd.errors.EmptyDataError as exc:
         raise DataError(EMPTY_FILE_MSG.format(file=file)) from exc
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            NOT_UTF8_MSG.format(
+                file=file,
+                encoding=encoding,
+                byte=f"0x{exc.object[exc.start]:02x}",
+                position=exc.start,
+            )
+        ) from None
+    except LookupError:
+        raise DataError(UNKNOWN_ENCODING_MSG.format(encoding=encoding, file=file)) from None
+    names = [str(c) for c in header.iloc[0].tolist()]
+    duplicates = sorted({c for c in names if names.count(c) > 1})
+    if duplicates:
+        raise DataError(DUPLICATE_COLUMNS_MSG.format(file=file, columns=", ".join(duplicates)))
     raw.columns = [str(c) for c in raw.columns]
     columns = ", ".join(raw.columns)
 
@@ -156,6 +210,8 @@ def load_csv(
 
     if categorical is None:
         cat_set = {c for c in feature_columns if _is_categorical_dtype(raw[c])}
+        for column in sorted(cat_set):
+            _refuse_stray_strings(raw[column], column, file)
     else:
         cat_set = set(categorical)
     features = {}
@@ -164,7 +220,18 @@ def load_csv(
         if column in cat_set:
             features[column] = _as_strings(series)
         elif pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-            features[column] = series.astype(np.float64)
+            numbers = series.astype(np.float64)
+            infinite = np.isinf(numbers.to_numpy())
+            if infinite.any():
+                raise DataError(
+                    INFINITE_MSG.format(
+                        column=column,
+                        file=file,
+                        count=int(infinite.sum()),
+                        row=int(np.argmax(infinite)) + 2,  # 1-based, after the header line
+                    )
+                )
+            features[column] = numbers
         else:
             raise DataError(NOT_NUMERIC_MSG.format(column=column, file=file))
 

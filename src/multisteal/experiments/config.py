@@ -51,6 +51,8 @@ LOADED_TARGET_SEEDS = (
 )
 BAD_SELECTION = "selection_fraction must be in (0, 1), got {value}."
 NEGATIVE_SEED = "Seeds must be whole numbers >= 0, got {seed}."
+NO_DATA_DIR = "data_dir {path} is not an existing folder."
+CSV_ONLY = "{option} applies to a CSV file (--csv), not to a bundled dataset."
 HIDDEN_LOGISTIC = (
     "Dropout on hidden layers needs a surrogate with hidden layers; the logistic surrogate has "
     "only its output layer. Use --dropout-layers all, --surrogate mlp or the retrain explorer."
@@ -131,6 +133,8 @@ class AuditConfig(_Strict):
     label: str | None = None
     positive_label: str | None = None
     sensitive: list[str] | None = None
+    categorical: list[str] | None = None
+    encoding: str = "utf-8"
     data_dir: Path | None = None
     split: SplitConfig = SplitConfig()
 
@@ -221,10 +225,22 @@ class AuditConfig(_Strict):
                 raise ValueError(UNKNOWN_STAGE.format(name=name, available=", ".join(STAGES)))
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _csv_replaces_the_default_dataset(cls, data: Any) -> Any:
+        # A configuration naming a CSV file and no dataset means the CSV, not the default Adult.
+        if isinstance(data, dict) and data.get("csv") is not None and "dataset" not in data:
+            return {**data, "dataset": None}
+        return data
+
     @model_validator(mode="after")
     def _consistent(self) -> AuditConfig:
         if self.csv is not None and self.dataset is not None:
             raise ValueError(NO_DATA)
+        if self.data_dir is not None and not Path(self.data_dir).expanduser().is_dir():
+            raise ValueError(NO_DATA_DIR.format(path=self.data_dir))
+        if self.csv is None and self.categorical is not None:
+            raise ValueError(CSV_ONLY.format(option="categorical"))
         if self.csv is None and self.dataset is None:
             raise ValueError(NO_DATA)
         if self.csv is not None and (not self.label or not self.sensitive):

@@ -26,6 +26,10 @@ TOO_FEW_ROWS = (
     "{minimum}. Change --selection-fraction or the evaluation size (--split)."
 )
 MIN_ROWS = 10
+ONE_CLASS_PART = (
+    "The split leaves {part} with {rows} row(s) of {classes} class: a target cannot be trained "
+    "or measured on it. Give larger sizes with --split."
+)
 UNKNOWN_POSITIVE_LABEL = (
     "positive_label {value!r} is not a class of dataset {name!r}. Classes: {classes}."
 )
@@ -75,6 +79,8 @@ def prepare_data(config: AuditConfig) -> PreparedData:
             label=str(config.label),
             sensitive=list(config.sensitive or []),
             positive_label=config.positive_label,
+            categorical=config.categorical,
+            encoding=config.encoding,
         )
     else:
         dataset = load_dataset(str(config.dataset), data_dir=config.data_dir)
@@ -102,6 +108,12 @@ def prepare_data(config: AuditConfig) -> PreparedData:
             )
         selection = np.sort(evaluation[order[:n_select]])
         evaluation = np.sort(evaluation[order[n_select:]])
+    for part, rows in (("target-train", splits.target_train), ("evaluation", evaluation)):
+        classes = np.unique(dataset.y[rows])
+        if classes.size < 2:
+            raise ConfigError(
+                ONE_CLASS_PART.format(part=part, rows=len(rows), classes=classes.size)
+            )
     features = dataset.features
     pre = TabularPreprocessor(
         categorical=list(dataset.categorical), numerical=list(dataset.numerical)

@@ -59,6 +59,11 @@ CUSTOM_TARGET = (
     "The target ({cls}) is not a model family of the zoo, so the target-retrain baseline cannot "
     "retrain it: set baselines.target_members to 0 (--baseline-members 0)."
 )
+TOP_K_TOO_LARGE = (
+    "--top-k {k} exceeds the {n} classes of the data: the API cannot reveal more scores than "
+    "there are classes. Use --top-k {n} or less (with {n}, or --output probabilities, every "
+    "score is revealed)."
+)
 FLOOR = "explorer_floor"
 OWNER = "target_retrain"
 FLOOR_ON_TARGET = "target"
@@ -165,6 +170,8 @@ class _Audit:
             raise ConfigError(
                 POOL_TOO_SMALL.format(budget=max(config.budgets), size=len(data.X_pool))
             )
+        if config.output == "top-k" and config.top_k > data.dataset.n_classes:
+            raise ConfigError(TOP_K_TOO_LARGE.format(k=config.top_k, n=data.dataset.n_classes))
         metadata: dict[str, Any] = {}
         if target is None and config.target_path is not None:
             say(f"loading target from {config.target_path}")

@@ -36,6 +36,10 @@ _PERTURBED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 UNKNOWN_KIND = "Unknown dropout kind {kind!r}. Available: bernoulli, gaussian."
 UNKNOWN_SEMANTICS = "Unknown dropout semantics {name!r}. Available: per-member, per-pass."
 BAD_RATE = "Dropout rates must be in [0, 1) for bernoulli and >= 0 for gaussian; got {rate}."
+BAD_P_MAX = (
+    "p_max must be in (0, 1) for bernoulli and > 0 for gaussian (the largest rate of the grid); "
+    "got {p_max}."
+)
 BAD_MEMBERS = "members_per_rate must be >= 1, got {n}."
 NOT_TORCH = (
     "The dropout explorer needs a torch surrogate (a fitted module_ attribute); got {cls}. "
@@ -148,6 +152,10 @@ class DropoutExplorer:
             raise InvalidInputError(UNKNOWN_LAYERS.format(layers=self.layers))
         if self.members_per_rate < 1:
             raise InvalidInputError(BAD_MEMBERS.format(n=self.members_per_rate))
+        if self.rates is None and self.p_max is not None:
+            p_max = float(self.p_max)
+            if not np.isfinite(p_max) or p_max <= 0 or (self.kind == "bernoulli" and p_max >= 1):
+                raise InvalidInputError(BAD_P_MAX.format(p_max=self.p_max))
         for rate in self.grid():
             if rate < 0 or (self.kind == "bernoulli" and rate >= 1):
                 raise InvalidInputError(BAD_RATE.format(rate=rate))

@@ -36,9 +36,13 @@ __all__ = [
 ]
 
 
-def write_report(folder: str | Path) -> list[Path]:
+def write_report(folder: str | Path, *, partial: str | None = None) -> list[Path]:
     """Write ``summary.md``, ``aggregate.csv`` (every number as mean and 95 % interval over
-    seeds, for the stolen sets and the baselines) and ``figures/*.png`` from a run's tables."""
+    seeds, for the stolen sets and the baselines) and ``figures/*.png`` from a run's tables.
+
+    ``partial``, when given, opens the summary: a run that stopped early says so and what is
+    missing.
+    """
     path = Path(folder)
     tables = read_run(path)
     stolen = aggregate(tables.results).assign(kind="stolen")
@@ -47,5 +51,9 @@ def write_report(folder: str | Path) -> list[Path]:
         base = aggregate(tables.baselines, by=("baseline", "epsilon", "reference"))
         parts.append(base.assign(kind="baseline"))
     pd.concat(parts, ignore_index=True).to_csv(path / "aggregate.csv", index=False)
-    (path / "summary.md").write_text(render_summary(tables))
+    text = render_summary(tables)
+    if partial is not None:
+        title, _, rest = text.partition("\n")
+        text = f"{title}\n\n{partial}\n{rest}"
+    (path / "summary.md").write_text(text)
     return [path / "summary.md", path / "aggregate.csv", *write_figures(tables, path / "figures")]

@@ -262,15 +262,19 @@ def write_figures(tables: RunTables, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     budget = int(results["budget"].max())
     epsilon = float(results["epsilon"].max())
-    return [
+    written = [
         plot_fidelity_vs_budget(results, folder / "fidelity_vs_budget.png"),
         plot_ambiguity_vs_budget(results, folder / "ambiguity_vs_budget.png", tables.baselines),
-        plot_member_fairness(
-            results,
-            members,
-            folder / "fairness_members.png",
-            budget=budget,
-            epsilon=epsilon,
-            baselines=tables.baselines,
-        ),
     ]
+    if not members.empty:  # a run with no member table (e.g. restored by hand) has no scatter
+        written.append(
+            plot_member_fairness(
+                results,
+                members,
+                folder / "fairness_members.png",
+                budget=budget,
+                epsilon=epsilon,
+                baselines=tables.baselines,
+            )
+        )
+    return written

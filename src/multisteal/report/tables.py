@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from multisteal import metrics
+from multisteal.errors import DataError
 
 __all__ = [
     "FAIRNESS_HEADLINE",
@@ -50,12 +51,37 @@ def _read(path: Path) -> pd.DataFrame:
         return pd.DataFrame()
 
 
+#: Columns without which a results table is not a multisteal one.
+REQUIRED_RESULTS = ("seed", "budget", "epsilon", "reference", "surrogate_agreement", "set_size")
+NOT_RESULTS = (
+    "{file} is not a multisteal results table ({problem}); re-run the audit, or restore the file."
+)
+
+
 def read_run(folder: str | Path) -> RunTables:
-    """The tables of a run directory (``baselines`` empty when the run has none)."""
+    """The tables of a run directory (``baselines`` empty when the run has none).
+
+    Raises ``DataError`` naming the file when ``results.csv`` is unreadable, empty or lacks the
+    columns every run writes.
+    """
     path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(str(path))
+    file = path / "results.csv"
+    if not file.is_file():
+        raise FileNotFoundError(2, "missing", str(file))
+    try:
+        results = pd.read_csv(file)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
+        raise DataError(NOT_RESULTS.format(file=file, problem=problem)) from None
+    missing = [c for c in REQUIRED_RESULTS if c not in results.columns]
+    if missing or results.empty:
+        problem = f"missing columns: {', '.join(missing)}" if missing else "no rows"
+        raise DataError(NOT_RESULTS.format(file=file, problem=problem))
     baselines = path / "baselines.csv"
     return RunTables(
-        results=pd.read_csv(path / "results.csv"),
+        results=results,
         members=_read(path / "members.csv"),
         baselines=_read(baselines) if baselines.is_file() else pd.DataFrame(),
     )

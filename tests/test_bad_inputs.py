@@ -1,0 +1,368 @@
+"""Bad or unusual inputs: each ends in one clear message and exit code, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from multisteal.cli import app
+from multisteal.data import load_dataset
+
+runner = CliRunner()
+FAST = ["--budget", "60", "--epsilon", "0.02", "--n-rates", "2", "--members-per-rate", "2"]
+FAST += ["--threads", "1", "--quiet", "--baseline-members", "0", "--fairness-bootstrap", "0"]
+
+
+def _loans(folder: Path) -> pd.DataFrame:
+    ds = load_dataset("german_credit")
+    frame = ds.features.copy()
+    frame["credit"] = np.where(ds.y == 1, "good", "bad")
+    frame["gender"] = ds.sensitive["sex"]
+    return frame
+
+
+def _csv(folder: Path, edit: Callable[[pd.DataFrame], pd.DataFrame], **kwargs: str) -> Path:
+    path = folder / "loans.csv"
+    edit(_loans(folder)).to_csv(path, index=False, **kwargs)
+    return path
+
+
+def _csv_args(path: Path) -> list[str]:
+    return ["--csv", str(path), "--label", "credit", "--sensitive", "gender"]
+
+
+def _with_inf(frame: pd.DataFrame) -> pd.DataFrame:
+    frame.loc[[3, 7], "credit_amount"] = np.inf
+    return frame
+
+
+def _with_stray_string(frame: pd.DataFrame) -> pd.DataFrame:
+    frame["age"] = frame["age"].astype(object)
+    frame.loc[5, "age"] = "unknown"
+    return frame
+
+
+def _latin1(folder: Path) -> Path:
+    path = folder / "loans.csv"
+    frame = _loans(folder)
+    frame.loc[0, "purpose"] = "réparation"
+    frame.to_csv(path, index=False, encoding="latin-1")
+    return path
+
+
+def _duplicate_columns(folder: Path) -> Path:
+    path = folder / "loans.csv"
+    frame = _loans(folder)
+    text = frame.to_csv(index=False).splitlines()
+    text[0] = text[0].replace("duration_months", "age", 1)  # two columns named "age"
+    path.write_text("\n".join(text) + "\n")
+    return path
+
+
+def _artifact(folder: Path, meta: str) -> Path:
+    target = folder / "target"
+    target.mkdir()
+    (target / "model.joblib").write_bytes(b"not a model")
+    (target / "meta.json").write_text(meta)
+    return target
+
+
+def _corrupt_run(folder: Path, results: str, members: str = "seed,budget\n0,60\n") -> Path:
+    run = folder / "run"
+    run.mkdir()
+    (run / "results.csv").write_text(results)
+    (run / "members.csv").write_text(members)
+    return run
+
+
+# Each case: (name, build(tmp) -> argv, expected message (whitespace-normalised), exit code).
+CASES: list[tuple[str, Callable[[Path], list[str]], str, int]] = [
+    (
+        "csv-infinity",
+        lambda t: ["audit", *_csv_args(_csv(t, _with_inf)), *FAST, "--out", str(t / "o")],
+        "Error: Column 'credit_amount' of loans.csv has 2 infinite value(s) (first at row 5); "
+        "replace or drop them first.",
+        2,
+    ),
+    (
+        "csv-latin-1",
+        lambda t: ["audit", *_csv_args(_latin1(t)), *FAST, "--out", str(t / "o")],
+        "Error: loans.csv is not valid utf-8 text (byte 0xe9 at position ",
+        2,
+    ),
+    (
+        "csv-stray-string",
+        lambda t: ["audit", *_csv_args(_csv(t, _with_stray_string)), *FAST, "--out", str(t / "o")],
+        "Error: Column 'age' of loans.csv is numeric except for 1 value(s) such as 'unknown': it "
+        "would silently become a 54-way categorical. Fix or drop those rows, or say what the "
+        "column is with --categorical age.",
+        2,
+    ),
+    (
+        "csv-duplicate-columns",
+        lambda t: ["audit", *_csv_args(_duplicate_columns(t)), *FAST, "--out", str(t / "o")],
+        "Error: loans.csv has duplicate column names: age. Rename them first.",
+        2,
+    ),
+    (
+        "split-one-row",
+        lambda t: ["audit", "--dataset", "german_credit", "--split", "1,100,100", *FAST],
+        "Error: The split leaves target-train with 1 row(s) of 1 class: a target cannot be "
+        "trained or measured on it. Give larger sizes with --split.",
+        2,
+    ),
+    (
+        "out-is-a-file",
+        lambda t: [
+            "audit",
+            "--dataset",
+            "german_credit",
+            *FAST,
+            "--out",
+            str(_touch(t / "taken.txt")),
+        ],
+        "Error: --out {tmp}/taken.txt is a file, not a folder for a run.",
+        2,
+    ),
+    (
+        "out-not-empty",
+        lambda t: [
+            "audit",
+            "--dataset",
+            "german_credit",
+            *FAST,
+            "--out",
+            str(_touch(t / "old" / "x").parent),
+        ],
+        "Error: --out {tmp}/old exists and is not empty; choose a new folder, or give --force to "
+        "remove its contents first.",
+        2,
+    ),
+    (
+        "meta-bad-json",
+        lambda t: [
+            "audit",
+            "--dataset",
+            "german_credit",
+            *FAST,
+            "--load-target",
+            str(_artifact(t, "{bad")),
+        ],
+        "Error: Model artifact {tmp}/target: meta.json is not a valid record (Expecting property "
+        "name enclosed in double quotes: line 1 column 2 (char 1)).",
+        2,
+    ),
+    (
+        "meta-without-sha256",
+        lambda t: [
+            "audit",
+            "--dataset",
+            "german_credit",
+            *FAST,
+            "--load-target",
+            str(_artifact(t, json.dumps({"metadata": {}}))),
+        ],
+        "Error: Model artifact {tmp}/target: meta.json is not a valid record (no 'sha256' entry).",
+        2,
+    ),
+    (
+        "data-dir-missing",
+        lambda t: ["audit", "--dataset", "adult", "--data-dir", str(t / "nowhere"), *FAST],
+        "Error: Invalid configuration: - config: data_dir {tmp}/nowhere is not an existing folder.",
+        2,
+    ),
+    (
+        "top-k-above-classes",
+        lambda t: [
+            "audit",
+            "--dataset",
+            "german_credit",
+            "--output",
+            "top-k",
+            "--top-k",
+            "5",
+            *FAST,
+        ],
+        "Error: --top-k 5 exceeds the 2 classes of the data: the API cannot reveal more scores "
+        "than there are classes. Use --top-k 2 or less (with 2, or --output probabilities, every "
+        "score is revealed).",
+        2,
+    ),
+    (
+        "p-max-out-of-range",
+        lambda t: ["audit", "--dataset", "german_credit", "--p-max", "2", *FAST],
+        "Error: Invalid configuration: - dropout: p_max must be in (0, 1) for bernoulli and > 0 "
+        "for gaussian (the largest rate of the grid); got 2.0.",
+        2,
+    ),
+    (
+        "report-on-a-file",
+        lambda t: ["report", str(_touch(t / "results.txt"))],
+        "Error: {tmp}/results.txt is not a run directory: it is a file.",
+        2,
+    ),
+    (
+        "report-corrupt-results",
+        lambda t: [
+            "report",
+            str(
+                _corrupt_run(
+                    t,
+                    "seed,budget,epsilon,reference,surrogate_agreement,set_size\n"
+                    "0,60,0.02,target,0.8,3\n1,2,3,4,5,6,7,8\n",
+                )
+            ),
+        ],
+        "Error: {tmp}/run/results.csv is not a multisteal results table (Error tokenizing data. C "
+        "error: Expected 6 fields in line 3, saw 8); re-run the audit, or restore the file.",
+        2,
+    ),
+    (
+        "report-results-missing-columns",
+        lambda t: ["report", str(_corrupt_run(t, "seed,budget\n0,60\n"))],
+        "Error: {tmp}/run/results.csv is not a multisteal results table (missing columns: "
+        "epsilon, reference, surrogate_agreement, set_size); re-run the audit, or restore the file.",
+        2,
+    ),
+    (
+        "report-results-without-rows",
+        lambda t: ["report", str(_corrupt_run(t, ""))],
+        "Error: {tmp}/run/results.csv is not a multisteal results table (No columns to parse "
+        "from file); re-run the audit, or restore the file.",
+        2,
+    ),
+    (
+        "yaml-csv-without-dataset",
+        lambda t: ["run", str(_yaml(t, {"csv": str(t / "none.csv"), "label": "y"}))],
+        "Error: Invalid configuration: - config: A CSV file needs --label (the label column) and "
+        "--sensitive (one or more sensitive columns).",
+        2,
+    ),
+]
+
+
+def _touch(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("x")
+    return path
+
+
+def _yaml(folder: Path, config: dict[str, object]) -> Path:
+    import yaml
+
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.parametrize(("name", "build", "expected", "code"), CASES, ids=[c[0] for c in CASES])
+def test_bad_input_gets_one_clear_message(
+    tmp_path, monkeypatch, name, build, expected, code
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, build(tmp_path))
+    output = " ".join(result.output.split())
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == code, result.output
+    assert output.startswith(expected.format(tmp=tmp_path)), output
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write to a read-only folder")
+def test_a_read_only_out_is_refused_before_any_work(tmp_path) -> None:
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o500)
+    result = runner.invoke(
+        app, ["audit", "--dataset", "german_credit", *FAST, "--out", str(folder / "run")]
+    )
+    assert result.exit_code == 2
+    assert "Cannot write to --out" in result.output
+
+
+def test_force_replaces_an_old_run_instead_of_mixing_into_it(tmp_path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "summary.md").write_text("an old summary")
+    (out / "stale.png").write_text("old figure")
+    args = ["audit", "--dataset", "german_credit", *FAST, "--out", str(out)]
+    assert runner.invoke(app, args).exit_code == 2  # refused without --force
+    assert (out / "stale.png").is_file()  # and nothing was touched
+    result = runner.invoke(app, [*args, "--force"])
+    assert result.exit_code == 0, result.output
+    assert not (out / "stale.png").exists()
+    assert (out / "summary.md").read_text() != "an old summary"
+
+
+def test_ctrl_c_exits_130_and_leaves_a_partial_run(tmp_path, monkeypatch) -> None:
+    from multisteal.experiments import runner as runner_module
+
+    budget_step = runner_module._Audit._budget
+
+    def interrupted(self, budget):
+        if budget == 120:
+            raise KeyboardInterrupt
+        return budget_step(self, budget)
+
+    monkeypatch.setattr(runner_module._Audit, "_budget", interrupted)
+    out = tmp_path / "run"
+    args = ["audit", "--dataset", "german_credit", *FAST, "--budget", "60,120", "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 130
+    assert " ".join(result.output.split()) == (
+        "Error: Interrupted (Ctrl-C). Results of the finished budgets (seed 0: budgets 60) are "
+        f"kept in {out}."
+    )
+    summary = (out / "summary.md").read_text()
+    assert "**Partial run** — it stopped early (Interrupted (Ctrl-C).)" in summary
+    assert "Finished and kept: seed 0: budgets 60" in summary
+    assert set(pd.read_csv(out / "results.csv")["budget"]) == {60}
+
+
+def test_report_on_a_run_with_an_empty_member_table(tmp_path) -> None:
+    out = tmp_path / "run"
+    assert (
+        runner.invoke(
+            app, ["audit", "--dataset", "german_credit", *FAST, "--out", str(out)]
+        ).exit_code
+        == 0
+    )
+    (out / "members.csv").write_text("")
+    (out / "figures" / "fairness_members.png").unlink()
+    result = runner.invoke(app, ["report", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    assert not (out / "figures" / "fairness_members.png").exists()  # no members, no scatter
+    assert (out / "summary.md").is_file()
+
+
+def test_sigterm_stops_a_run_like_ctrl_c(tmp_path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    command = [str(Path(sys.executable).parent / "multisteal"), "audit", "--dataset", "adult"]
+    command += ["--budget", "250,500,1000,2000", "--n-rates", "3", "--members-per-rate", "3"]
+    command += ["--threads", "1", "--quiet", "--baseline-members", "0", "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "results.csv").is_file() and process.poll() is None:
+        assert time.monotonic() < deadline, "the first budget never finished"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    assert "Traceback" not in stderr
+    assert "Error: Terminated (SIGTERM)." in " ".join(stderr.split())
+    summary = (out / "summary.md").read_text()
+    assert "**Partial run** — it stopped early (Terminated (SIGTERM).)" in summary
+    assert set(pd.read_csv(out / "results.csv")["budget"]) < {250, 500, 1000, 2000}
