@@ -173,6 +173,29 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str, int]] = [
         2,
     ),
     (
+        "continuous-sensitive-attribute",
+        lambda t: [
+            "audit",
+            "--csv",
+            str(_csv(t, lambda f: f.assign(age_years=f["age"]))),
+            "--label",
+            "credit",
+            "--sensitive",
+            "age_years",
+            *FAST,
+        ],
+        "Error: Sensitive attribute 'age_years' has ",
+        2,
+    ),
+    (
+        "groups-below-min-group-size",
+        lambda t: ["audit", "--dataset", "german_credit", "--split", "700,250,50", *FAST],
+        "Error: Sensitive attribute 'sex' has 2 group(s) on the 50 evaluation rows, and 1 of them "
+        "have 20 rows or more (--min-group-size): no fairness difference can be computed. Give a "
+        "larger evaluation part with --split, or lower --min-group-size.",
+        2,
+    ),
+    (
         "data-dir-missing",
         lambda t: ["audit", "--dataset", "adult", "--data-dir", str(t / "nowhere"), *FAST],
         "Error: Invalid configuration: - config: data_dir {tmp}/nowhere is not an existing folder.",
@@ -366,3 +389,47 @@ def test_sigterm_stops_a_run_like_ctrl_c(tmp_path) -> None:
     summary = (out / "summary.md").read_text()
     assert "**Partial run** — it stopped early (Terminated (SIGTERM).)" in summary
     assert set(pd.read_csv(out / "results.csv")["budget"]) < {250, 500, 1000, 2000}
+
+
+def test_a_continuous_attribute_is_called_continuous(tmp_path) -> None:
+    path = _csv(tmp_path, lambda f: f.assign(age_years=f["age"]))
+    args = ["audit", "--csv", str(path), "--label", "credit", "--sensitive", "age_years", *FAST]
+    output = " ".join(runner.invoke(app, args).output.split())
+    assert "It looks continuous (" in output
+    assert "bin it into a few groups first (e.g. age bands)." in output
+
+
+def test_a_three_class_csv_is_audited_favourable_against_the_rest(tmp_path) -> None:
+    ds = load_dataset("german_credit")
+    amount = ds.features["credit_amount"]
+    risk = np.where(ds.y == 0, "high", np.where(amount > amount.median(), "medium", "low"))
+    path = _csv(tmp_path, lambda f: f.drop(columns="credit").assign(risk=risk))
+    out = tmp_path / "run"
+    args = ["audit", "--csv", str(path), "--label", "risk", "--sensitive", "gender"]
+    result = runner.invoke(app, [*args, "--positive-label", "low", *FAST, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert (
+        "Fairness treats `low` as the favourable class and compares it against the other 2 "
+        "classes together." in text
+    )
+    samples = np.load(out / "samples.npz")
+    y, t, g = (
+        samples["seed0/y"],
+        samples["seed0/target_decisions"],
+        samples["seed0/sensitive/gender"],
+    )
+    assert set(np.unique(y)) == {0, 1, 2}
+    favourable = 1  # classes in sorted order: high, low, medium
+    row = pd.read_csv(out / "results.csv").iloc[0]
+    rates = [np.mean(t[g == s] == favourable) for s in ("female", "male")]
+    assert row["demographic_parity_difference[gender]_target"] == pytest.approx(
+        abs(rates[0] - rates[1])
+    )
+    tpr = [np.mean(t[(g == s) & (y == favourable)] == favourable) for s in ("female", "male")]
+    assert row["true_positive_rate_difference[gender]_target"] == pytest.approx(
+        abs(tpr[0] - tpr[1])
+    )
+    rc = samples["seed0/b60/eps0.02/rashomon_capacity"]
+    assert (rc >= 1 - 1e-9).all()
+    assert (rc <= 3 + 1e-9).all()

@@ -18,7 +18,13 @@ from multisteal.data import (
 from multisteal.errors import ConfigError
 from multisteal.experiments.config import AuditConfig
 
-__all__ = ["TOO_FEW_ROWS", "UNKNOWN_POSITIVE_LABEL", "PreparedData", "prepare_data"]
+__all__ = [
+    "TOO_FEW_GROUPS",
+    "TOO_FEW_ROWS",
+    "UNKNOWN_POSITIVE_LABEL",
+    "PreparedData",
+    "prepare_data",
+]
 
 TOO_FEW_ROWS = (
     "A {criterion} criterion sets aside {fraction:.0%} of the {n} evaluation rows to select "
@@ -26,6 +32,16 @@ TOO_FEW_ROWS = (
     "{minimum}. Change --selection-fraction or the evaluation size (--split)."
 )
 MIN_ROWS = 10
+TOO_FEW_GROUPS = (
+    "Sensitive attribute {attribute!r} has {n_groups} group(s) on the {rows} evaluation rows, and "
+    "{large} of them have {minimum} rows or more (--min-group-size): no fairness difference can "
+    "be computed.{hint}"
+)
+CONTINUOUS_HINT = (
+    " It looks continuous ({n_groups} distinct values): bin it into a few groups first (e.g. age "
+    "bands)."
+)
+SMALL_GROUPS_HINT = " Give a larger evaluation part with --split, or lower --min-group-size."
 ONE_CLASS_PART = (
     "The split leaves {part} with {rows} row(s) of {classes} class: a target cannot be trained "
     "or measured on it. Give larger sizes with --split."
@@ -113,6 +129,27 @@ def prepare_data(config: AuditConfig) -> PreparedData:
         if classes.size < 2:
             raise ConfigError(
                 ONE_CLASS_PART.format(part=part, rows=len(rows), classes=classes.size)
+            )
+    for attribute in dataset.sensitive.columns:
+        values = dataset.sensitive[attribute].iloc[evaluation].astype(str)
+        counts = values.value_counts()
+        large = int((counts >= config.min_group_size).sum())
+        if large < 2:
+            numeric = pd.to_numeric(values, errors="coerce").notna().mean() > 0.95
+            hint = (
+                CONTINUOUS_HINT.format(n_groups=len(counts))
+                if numeric and len(counts) > 10
+                else SMALL_GROUPS_HINT
+            )
+            raise ConfigError(
+                TOO_FEW_GROUPS.format(
+                    attribute=attribute,
+                    n_groups=len(counts),
+                    rows=len(values),
+                    large=large,
+                    minimum=config.min_group_size,
+                    hint=hint,
+                )
             )
     features = dataset.features
     pre = TabularPreprocessor(

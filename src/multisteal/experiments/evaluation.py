@@ -15,7 +15,13 @@ from multisteal.experiments.config import AuditConfig
 from multisteal.experiments.data import PreparedData
 from multisteal.rashomon import Candidates
 
-__all__ = ["EvaluationContext", "SetSelection", "fairness_of_members", "small_cells_note"]
+__all__ = [
+    "EvaluationContext",
+    "SetSelection",
+    "fairness_of_members",
+    "favourable",
+    "small_cells_note",
+]
 
 MATCHED = "matched"
 """Suffix of the positive-rate-matched control: every member re-thresholded to the target's
@@ -66,10 +72,10 @@ class EvaluationContext:
         if config.fairness_bootstrap > 0:
             for attribute in data.sensitive_eval.columns:
                 table = metrics.bootstrap_fairness(
-                    data.y_eval,
-                    t,
+                    favourable(data.y_eval, data),
+                    favourable(t, data),
                     sensitive_features=data.sensitive_eval[attribute].astype(str).to_numpy(),
-                    pos_label=data.dataset.positive_class,
+                    pos_label=1,
                     n_resamples=config.fairness_bootstrap,
                     rng=rng,
                     min_cell_size=config.min_group_size,
@@ -142,6 +148,7 @@ class EvaluationContext:
             "n_distinct": len(per_member),
             "n_duplicates": n_duplicates,
             "evaluation_rows": len(data.y_eval),
+            "n_classes": data.dataset.n_classes,
             "min_group_size": self.config.min_group_size,
             "fairness_excluded_cells": self.excluded,
             "target_accuracy": metrics.accuracy(data.y_eval, self.t),
@@ -231,14 +238,21 @@ def _sample_summaries(per_sample: Mapping[str, NDArray[Any]]) -> dict[str, float
     return out
 
 
+def favourable(labels: NDArray[np.int64], data: PreparedData) -> NDArray[np.int64]:
+    """1 where ``labels`` is the favourable class, else 0: fairness compares the favourable
+    class against the rest (for two classes this is the usual binary view)."""
+    out: NDArray[np.int64] = (labels == data.dataset.positive_class).astype(np.int64)
+    return out
+
+
 def small_cells_note(data: PreparedData, min_cell_size: int) -> str:
     """The cells left out of fairness differences, e.g. ``race=Asian (7 rows)``, or ``none``."""
     parts: list[str] = []
     for attribute in data.sensitive_eval.columns:
         cells = metrics.small_cells(
-            data.y_eval,
+            favourable(data.y_eval, data),
             sensitive_features=data.sensitive_eval[attribute].astype(str).to_numpy(),
-            pos_label=data.dataset.positive_class,
+            pos_label=1,
             min_cell_size=min_cell_size,
         )
         for family, groups in cells.items():
@@ -260,7 +274,9 @@ def fairness_of_members(
 
     Each between-group difference uses only the cells large enough to carry it (groups for
     demographic parity and accuracy, label-conditioned cells for TPR/FPR/equalized odds; at
-    least ``min_group_size`` rows). With ``P``, the positive-rate-matched control is added as
+    least ``min_group_size`` rows). Every metric compares the favourable class against the
+    rest (:func:`favourable`), so any number of classes works; per-group accuracy is that of
+    the favourable-versus-rest decision. With ``P``, the positive-rate-matched control is added as
     ``metric[attribute]_matched``: every member re-thresholded to ``positive_rate`` (the
     target's positive rate on the evaluation rows).
     """
@@ -276,10 +292,10 @@ def fairness_of_members(
 
         def table(decisions: NDArray[np.int64], groups: NDArray[Any] = groups) -> pd.DataFrame:
             return metrics.member_fairness(
-                data.y_eval,
-                decisions,
+                favourable(data.y_eval, data),
+                favourable(decisions, data),
                 sensitive_features=groups,
-                pos_label=pos_label,
+                pos_label=1,
                 method=config.fairness_method,
                 min_cell_size=config.min_group_size,
             )

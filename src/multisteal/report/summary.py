@@ -369,7 +369,12 @@ def render_summary(tables: RunTables) -> str:
         f"answering `{first['output']}`; surrogate `{first['surrogate']}`; Rashomon set from the "
         f"`{first['explorer']}` explorer ({int(first['n_candidates'])} candidates per budget), "
         f"filtered with the `{first['criterion']}` criterion. Fairness treats "
-        f"`{first['positive_class']}` as the favourable class.",
+        f"`{first['positive_class']}` as the favourable class"
+        + (
+            f" and compares it against the other {int(first['n_classes']) - 1} classes together."
+            if int(first.get("n_classes", 2)) > 2
+            else "."
+        ),
         "",
         f"Seeds: {', '.join(map(str, seeds))} ({len(seeds)}); each stage (split, target, "
         "attack, surrogate, explorer, baselines) draws from its own seed stream. Numbers are "
