@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -421,8 +423,35 @@ class _TerminatedError(Exception):
     """SIGTERM, turned into an exception so that a run stops like on Ctrl-C."""
 
 
-def _on_sigterm(_signum: int, _frame: object) -> None:
-    raise _TerminatedError
+class _StopSignals:
+    """Turns SIGINT/SIGTERM into exceptions, held back while a checkpoint is being written."""
+
+    def __init__(self) -> None:
+        self.deferring = False
+        self.pending: BaseException | None = None
+
+    def handle(self, signum: int, _frame: object) -> None:
+        error: BaseException = (
+            KeyboardInterrupt() if signum == signal.SIGINT else _TerminatedError()
+        )
+        if self.deferring:
+            self.pending = self.pending or error
+            return
+        raise error
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        self.deferring = True
+        try:
+            yield
+        finally:
+            self.deferring = False
+        if self.pending is not None:
+            error, self.pending = self.pending, None
+            raise error
+
+
+_STOP = _StopSignals()
 
 
 def _execute(
@@ -444,6 +473,12 @@ def _execute(
     finished: list[str] = []
 
     def save_partial(partial: AuditResult) -> None:
+        # Ctrl-C or SIGTERM during a checkpoint is held until the tables and the record of what
+        # they hold agree; it then stops the run as usual.
+        with _STOP.deferred():
+            _checkpoint(partial)
+
+    def _checkpoint(partial: AuditResult) -> None:
         write_run(partial, out)
         if partial.results.empty:
             return
@@ -453,7 +488,7 @@ def _execute(
             for seed, budgets in done.items()
         ]
 
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous = {sig: signal.signal(sig, _STOP.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with Progress(
             SpinnerColumn(),
@@ -493,7 +528,8 @@ def _execute(
                 message += f"\n(The partial summary could not be written: {report_error}.)"
         raise _fail(message, code=code) from None
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     console.print(f"Wrote {out} in {time.perf_counter() - started:.1f} s", highlight=False)
     typer.echo((out / "summary.md").read_text())
 

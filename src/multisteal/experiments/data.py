@@ -87,6 +87,36 @@ def _with_positive_label(dataset: TabularDataset, label: str | None) -> TabularD
     return replace(dataset, positive_class=names.index(str(label)))
 
 
+def _check_groups(dataset: TabularDataset, rows: NDArray[np.int64], minimum: int) -> None:
+    """Refuse, before training, sensitive attributes no fairness difference can be computed on:
+    one that looks continuous, or all of them when none has two groups of ``minimum`` rows
+    (an attribute with too few large groups is otherwise left out, and the summary says so)."""
+    usable = False
+    first_problem: str | None = None
+    for attribute in dataset.sensitive.columns:
+        values = dataset.sensitive[attribute].iloc[rows].astype(str)
+        counts = values.value_counts()
+        large = int((counts >= minimum).sum())
+        if large >= 2:
+            usable = True
+            continue
+        numeric = bool(pd.to_numeric(values, errors="coerce").notna().mean() > 0.95)
+        continuous = numeric and len(counts) > 10
+        message = TOO_FEW_GROUPS.format(
+            attribute=attribute,
+            n_groups=len(counts),
+            rows=len(values),
+            large=large,
+            minimum=minimum,
+            hint=CONTINUOUS_HINT.format(n_groups=len(counts)) if continuous else SMALL_GROUPS_HINT,
+        )
+        if continuous:
+            raise ConfigError(message)
+        first_problem = first_problem or message
+    if not usable and first_problem is not None:
+        raise ConfigError(first_problem)
+
+
 def prepare_data(config: AuditConfig) -> PreparedData:
     """Load the configured data, split it and fit the encoder on the target-train part."""
     if config.csv is not None:
@@ -130,27 +160,7 @@ def prepare_data(config: AuditConfig) -> PreparedData:
             raise ConfigError(
                 ONE_CLASS_PART.format(part=part, rows=len(rows), classes=classes.size)
             )
-    for attribute in dataset.sensitive.columns:
-        values = dataset.sensitive[attribute].iloc[evaluation].astype(str)
-        counts = values.value_counts()
-        large = int((counts >= config.min_group_size).sum())
-        if large < 2:
-            numeric = pd.to_numeric(values, errors="coerce").notna().mean() > 0.95
-            hint = (
-                CONTINUOUS_HINT.format(n_groups=len(counts))
-                if numeric and len(counts) > 10
-                else SMALL_GROUPS_HINT
-            )
-            raise ConfigError(
-                TOO_FEW_GROUPS.format(
-                    attribute=attribute,
-                    n_groups=len(counts),
-                    rows=len(values),
-                    large=large,
-                    minimum=config.min_group_size,
-                    hint=hint,
-                )
-            )
+    _check_groups(dataset, evaluation, config.min_group_size)
     features = dataset.features
     pre = TabularPreprocessor(
         categorical=list(dataset.categorical), numerical=list(dataset.numerical)
