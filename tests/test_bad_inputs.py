@@ -347,6 +347,8 @@ def test_ctrl_c_exits_130_and_leaves_a_partial_run(tmp_path, monkeypatch) -> Non
     assert "**Partial run** — it stopped early (Interrupted (Ctrl-C).)" in summary
     assert "Finished and kept: seed 0: budgets 60" in summary
     assert set(pd.read_csv(out / "results.csv")["budget"]) == {60}
+    log = (out / "run.log").read_text()
+    assert "stopped (exit 130): Interrupted (Ctrl-C).\nResults of the finished budgets" in log
 
 
 def test_report_on_a_run_with_an_empty_member_table(tmp_path) -> None:
@@ -433,3 +435,20 @@ def test_a_three_class_csv_is_audited_favourable_against_the_rest(tmp_path) -> N
     rc = samples["seed0/b60/eps0.02/rashomon_capacity"]
     assert (rc >= 1 - 1e-9).all()
     assert (rc <= 3 + 1e-9).all()
+
+
+def test_without_a_terminal_progress_is_plain_lines_and_every_run_has_a_log(tmp_path) -> None:
+    out = tmp_path / "run"
+    args = ["audit", "--dataset", "german_credit", *[a for a in FAST if a != "--quiet"]]
+    result = runner.invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    # CliRunner is not a terminal: one plain, time-stamped line per step, no bar redraws.
+    steps = [line for line in lines if line.endswith("budget 60: attack (pool)")]
+    assert len(steps) == 1
+    assert not any("\x1b[" in line or "━" in line for line in lines)
+    log = (out / "run.log").read_text().splitlines()
+    assert log[0].endswith("multisteal 0.1.0: audit of german_credit, seeds [0]")
+    assert any(line.endswith("budget 60: metrics over 5 candidates") for line in log)
+    assert any("timing seed0/metrics[60]:" in line for line in log)
+    assert "] finished in " in log[-1]

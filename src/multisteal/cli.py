@@ -7,7 +7,9 @@ import shutil
 import signal
 import sys
 import time
+import warnings
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -17,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from multisteal import __version__
 from multisteal.errors import MultistealError
 
 if TYPE_CHECKING:
@@ -419,6 +422,39 @@ def _prepare_out(out: Path, *, force: bool) -> None:
         raise CLIError(OUT_NOT_WRITABLE.format(out=out, reason=exc.strerror or exc)) from None
 
 
+RUN_LOG = "run.log"
+
+
+class _RunLog:
+    """``RUN_DIR/run.log``: every step with its time, the timings, warnings and how it ended."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.start = time.perf_counter()
+
+    def write(self, message: str) -> str:
+        stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+        line = f"{stamp} [{time.perf_counter() - self.start:7.1f} s] {message}"
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+        return line
+
+    @contextlib.contextmanager
+    def warnings(self) -> Iterator[None]:
+        """Python warnings raised during the run are shown as usual and logged."""
+        shown = warnings.showwarning
+
+        def record(message: Warning | str, category: type[Warning], *args: Any, **kw: Any) -> None:
+            self.write(f"warning: {category.__name__}: {message}")
+            shown(message, category, *args, **kw)
+
+        warnings.showwarning = record
+        try:
+            yield
+        finally:
+            warnings.showwarning = shown
+
+
 class _TerminatedError(Exception):
     """SIGTERM, turned into an exception so that a run stops like on Ctrl-C."""
 
@@ -488,23 +524,33 @@ def _execute(
             for seed, budgets in done.items()
         ]
 
+    log = _RunLog(out / RUN_LOG)
+    log.write(f"multisteal {__version__}: audit of {config.data_name}, seeds {config.seed_list}")
     previous = {sig: signal.signal(sig, _STOP.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # A terminal gets a live progress bar; anything else (a file, a CI log) plain lines.
+    plain = not quiet and not console.is_terminal
     try:
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TimeElapsedColumn(),
-            console=console,
-            disable=quiet,
-        ) as bar:
+        with (
+            Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                TimeElapsedColumn(),
+                console=console,
+                disable=quiet or plain,
+            ) as bar,
+            log.warnings(),
+        ):
             task = bar.add_task("audit", total=steps)
 
             def progress(message: str) -> None:
                 if n_seeds > 1 and config.workers == 1:
                     message = f"[{len(finished_seeds) + 1}/{n_seeds} seeds] {message}"
                 bar.update(task, description=message, advance=1)
+                line = log.write(message)
+                if plain:
+                    print(line, file=sys.stderr, flush=True)
 
             finished_seeds: list[int] = []
 
@@ -514,6 +560,9 @@ def _execute(
             bar.update(task, description="writing run directory", completed=steps)
             write_run(result, out)
             write_report(out)
+            for step, seconds in result.timings.items():
+                log.write(f"timing {step}: {seconds:.3f} s")
+            log.write(f"finished in {time.perf_counter() - started:.1f} s")
     except (MultistealError, KeyboardInterrupt, _TerminatedError) as exc:
         code = {KeyboardInterrupt: 130, _TerminatedError: 143}.get(type(exc), 2)
         message = {130: INTERRUPTED, 143: TERMINATED}.get(code) or str(exc) or type(exc).__name__
@@ -526,6 +575,7 @@ def _execute(
                 )
             except Exception as report_error:  # the tables are kept even if the report fails
                 message += f"\n(The partial summary could not be written: {report_error}.)"
+        log.write(f"stopped (exit {code}): {message}")
         raise _fail(message, code=code) from None
     finally:
         for sig, handler in previous.items():
