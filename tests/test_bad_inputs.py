@@ -393,12 +393,14 @@ def test_sigterm_stops_a_run_like_ctrl_c(tmp_path) -> None:
     assert set(pd.read_csv(out / "results.csv")["budget"]) < {250, 500, 1000, 2000}
 
 
-def test_a_continuous_attribute_is_called_continuous(tmp_path) -> None:
+def test_a_continuous_attribute_is_called_continuous(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
     path = _csv(tmp_path, lambda f: f.assign(age_years=f["age"]))
     args = ["audit", "--csv", str(path), "--label", "credit", "--sensitive", "age_years", *FAST]
     output = " ".join(runner.invoke(app, args).output.split())
     assert "It looks continuous (" in output
     assert "bin it into a few groups first (e.g. age bands)." in output
+    assert not (tmp_path / "runs").exists()  # a run that kept nothing leaves no folder behind
 
 
 def test_a_three_class_csv_is_audited_favourable_against_the_rest(tmp_path) -> None:

@@ -498,6 +498,12 @@ def _execute(
     from multisteal.experiments.io import write_run
     from multisteal.report import write_report
 
+    # The outermost folder this run creates (out itself, or a missing parent of it).
+    created: Path | None = None
+    if not out.exists():
+        created = out
+        while not created.parent.exists():
+            created = created.parent
     try:
         _prepare_out(out, force=force)
     except MultistealError as exc:
@@ -576,6 +582,8 @@ def _execute(
             except Exception as report_error:  # the tables are kept even if the report fails
                 message += f"\n(The partial summary could not be written: {report_error}.)"
         log.write(f"stopped (exit {code}): {message}")
+        if not finished and created is not None:
+            shutil.rmtree(created, ignore_errors=True)  # nothing to keep: leave no folder behind
         raise _fail(message, code=code) from None
     finally:
         for sig, handler in previous.items():
