@@ -98,3 +98,19 @@ def test_a_selection_part_too_small_is_refused_before_training() -> None:
     assert str(info.value) == TOO_FEW_ROWS.format(
         criterion="test-fidelity", fraction=0.99, n=200, select=198, measure=2, minimum=10
     )
+
+
+def test_relative_paths_are_resolved_against_the_config_file(tmp_path, monkeypatch) -> None:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "data").mkdir()
+    path = folder / "config.yaml"
+    path.write_text("csv: loans.csv\nlabel: y\nsensitive: [g]\ndata_dir: data\n")
+    monkeypatch.chdir(tmp_path)  # somewhere else
+    config = load_config(path)
+    assert config.csv == folder / "loans.csv"
+    assert config.data_dir == folder / "data"
+    # A mapping (the CLI) resolves against the working directory.
+    assert load_config({"csv": "x.csv", "label": "y", "sensitive": ["g"]}).csv == tmp_path / "x.csv"
+    # The written config.yaml carries absolute paths.
+    assert f"csv: {folder / 'loans.csv'}" in config.to_yaml()

@@ -328,10 +328,31 @@ def config_error_message(error: ValidationError) -> str:
     return INVALID_CONFIG.format(details="\n".join(lines))
 
 
+PATH_FIELDS = ("csv", "data_dir", "target_path")
+
+
+def _absolute_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """The mapping with relative ``csv``/``data_dir``/``target_path`` resolved against ``base``,
+    so a written ``config.yaml`` works from any directory."""
+    out = dict(data)
+    for name in PATH_FIELDS:
+        value = out.get(name)
+        if isinstance(value, (str, Path)) and str(value):
+            path = Path(value).expanduser()
+            out[name] = str(path if path.is_absolute() else (base / path).resolve())
+    return out
+
+
 def load_config(source: dict[str, Any] | str | Path) -> AuditConfig:
-    """Build an :class:`AuditConfig` from a mapping or a YAML file; raises ConfigError."""
+    """Build an :class:`AuditConfig` from a mapping or a YAML file; raises ConfigError.
+
+    Relative paths (``csv``, ``data_dir``, ``target_path``) are resolved against the YAML
+    file's folder, or the working directory for a mapping, and kept absolute.
+    """
+    base = Path.cwd()
     if isinstance(source, (str, Path)):
         path = Path(source)
+        base = path.resolve().parent
         try:
             data = yaml.safe_load(path.read_text())
         except (OSError, yaml.YAMLError) as exc:
@@ -342,6 +363,6 @@ def load_config(source: dict[str, Any] | str | Path) -> AuditConfig:
             )
         source = data
     try:
-        return AuditConfig.model_validate(source)
+        return AuditConfig.model_validate(_absolute_paths(source, base))
     except ValidationError as exc:
         raise ConfigError(config_error_message(exc)) from exc
