@@ -141,8 +141,8 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str, int]] = [
             "--out",
             str(_touch(t / "old" / "x").parent),
         ],
-        "Error: --out {tmp}/old exists and is not empty; choose a new folder, or give --force to "
-        "remove its contents first.",
+        "Error: --out {tmp}/old exists and is not empty; choose a new folder, give --resume to "
+        "finish the run there, or --force to remove its contents first.",
         2,
     ),
     (
@@ -454,3 +454,84 @@ def test_without_a_terminal_progress_is_plain_lines_and_every_run_has_a_log(tmp_
     assert any(line.endswith("budget 60: metrics over 5 candidates") for line in log)
     assert any("timing seed0/metrics[60]:" in line for line in log)
     assert "] finished in " in log[-1]
+
+
+def test_resume_finishes_an_interrupted_run_exactly(tmp_path, monkeypatch) -> None:
+    base = ["audit", "--dataset", "german_credit", *FAST, "--budget", "60,120,160"]
+    base += ["--seeds", "0,1"]
+    # The reference: one uninterrupted run.
+    full = tmp_path / "full"
+    assert runner.invoke(app, [*base, "--out", str(full)]).exit_code == 0
+    # Interrupted at seed 1's budget 120: seed 0 and seed 1's budget 60 are finished.
+    out = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        from multisteal.experiments import runner as runner_module
+
+        budget_step = runner_module._Audit._budget
+        state = {"seen": 0}
+
+        def step(self, b):
+            if b == 120:
+                state["seen"] += 1
+                if state["seen"] == 2:  # seed 1
+                    raise KeyboardInterrupt
+            return budget_step(self, b)
+
+        patch.setattr(runner_module._Audit, "_budget", step)
+        result = runner.invoke(app, [*base, "--out", str(out)])
+    assert result.exit_code == 130
+    assert "seed 0: budgets 60, 120, 160; seed 1: budgets 60" in " ".join(result.output.split())
+    # Resume: only seed 1's budgets 120 and 160 run again.
+    calls: list[tuple[int, int]] = []
+    with monkeypatch.context() as patch:
+        from multisteal.experiments import runner as runner_module
+
+        budget_step = runner_module._Audit._budget
+
+        def counted(self, b):
+            calls.append((self.config.seed, b))
+            return budget_step(self, b)
+
+        patch.setattr(runner_module._Audit, "_budget", counted)
+        result = runner.invoke(app, [*base, "--out", str(out), "--resume"])
+    assert result.exit_code == 0, result.output
+    assert calls == [(1, 120), (1, 160)]
+    pd.testing.assert_frame_equal(
+        pd.read_csv(out / "results.csv"), pd.read_csv(full / "results.csv")
+    )
+    pd.testing.assert_frame_equal(
+        pd.read_csv(out / "members.csv"), pd.read_csv(full / "members.csv")
+    )
+    done, again = np.load(out / "samples.npz"), np.load(full / "samples.npz")
+    assert sorted(done.files) == sorted(again.files)
+    for key in again.files:
+        np.testing.assert_array_equal(done[key], again[key], err_msg=key)
+    assert "Partial run" not in (out / "summary.md").read_text()
+    assert (
+        "resuming: kept seed 0: budgets [60, 120, 160]; seed 1: budgets [60]"
+        in (out / "run.log").read_text()
+    )
+
+
+def test_resume_refuses_another_configuration_or_a_changed_csv(tmp_path) -> None:
+    out = tmp_path / "run"
+    path = _csv(tmp_path, lambda f: f)
+    args = ["audit", *_csv_args(path), *FAST, "--out", str(out)]
+    assert runner.invoke(app, args).exit_code == 0
+    result = runner.invoke(app, [*args, "--resume", "--budget", "80", "--epsilon", "0.05"])
+    assert result.exit_code == 2
+    assert " ".join(result.output.split()) == (
+        f"Error: --resume needs the same configuration as the run in {out}; these settings "
+        "differ: budgets, epsilons. Run with the same settings, or start anew with --force."
+    )
+    path.write_text(path.read_text().replace("female", "Female", 1))
+    result = runner.invoke(app, [*args, "--resume"])
+    assert result.exit_code == 2
+    assert f"Error: --resume: the CSV file {path} changed since the run in {out} started" in (
+        " ".join(result.output.split())
+    )
+    # Nothing to finish: a complete run resumed recomputes nothing and stays the same.
+    path.write_text(path.read_text().replace("Female", "female", 1))
+    before = pd.read_csv(out / "results.csv")
+    assert runner.invoke(app, [*args, "--resume"]).exit_code == 0
+    pd.testing.assert_frame_equal(pd.read_csv(out / "results.csv"), before)

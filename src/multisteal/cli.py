@@ -41,15 +41,17 @@ BAD_SPLIT = "--split needs three sizes (target-train, pool, evaluation), got {va
 SEEDS_AND_REPEATS = "Give --seeds or --repeats, not both."
 OUT_IS_FILE = "--out {out} is a file, not a folder for a run."
 OUT_NOT_EMPTY = (
-    "--out {out} exists and is not empty; choose a new folder, or give --force to remove its "
-    "contents first."
+    "--out {out} exists and is not empty; choose a new folder, give --resume to finish the run "
+    "there, or --force to remove its contents first."
 )
+FORCE_AND_RESUME = "Give --resume or --force, not both."
 OUT_NOT_WRITABLE = "Cannot write to --out {out}: {reason}."
 INTERRUPTED = "Interrupted (Ctrl-C)."
 TERMINATED = "Terminated (SIGTERM)."
 PARTIAL_NOTE = (
     "**Partial run** — it stopped early ({reason}). Finished and kept: {kept}; everything else "
-    "of the configuration is missing, and the numbers below cover the finished part only."
+    "of the configuration is missing, and the numbers below cover the finished part only. "
+    "Finish it with the same command and --resume."
 )
 BAD_REPEATS = "--repeats must be >= 1, got {value}."
 
@@ -309,6 +311,14 @@ def audit(
             help="Remove an existing, non-empty --out folder before running.", rich_help_panel=RUN
         ),
     ] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Finish an interrupted run in --out (same configuration): its finished budgets "
+            "and seeds are kept, only the missing work runs.",
+            rich_help_panel=RUN,
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.", rich_help_panel=RUN)] = False,
 ) -> None:
     """Steal a target, explore the Rashomon set of its surrogates and write a run directory."""
@@ -375,7 +385,7 @@ def audit(
         raise _fail(config_error_message(exc)) from None
     except MultistealError as exc:
         raise _fail(str(exc)) from None
-    _execute(config, out, quiet=quiet, started=started, force=force)
+    _execute(config, out, quiet=quiet, started=started, force=force, resume=resume)
 
 
 @app.command()
@@ -387,6 +397,9 @@ def run(
     force: Annotated[
         bool, typer.Option(help="Remove an existing, non-empty --out folder before running.")
     ] = False,
+    resume: Annotated[
+        bool, typer.Option(help="Finish an interrupted run in --out (same configuration).")
+    ] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Run an audit from a YAML configuration (every field of ``config.yaml``)."""
@@ -397,7 +410,7 @@ def run(
         config = load_config(config_file)
     except MultistealError as exc:
         raise _fail(str(exc)) from None
-    _execute(config, out, quiet=quiet, started=started, force=force)
+    _execute(config, out, quiet=quiet, started=started, force=force, resume=resume)
 
 
 def _names(value: str | None) -> list[str] | None:
@@ -491,11 +504,17 @@ _STOP = _StopSignals()
 
 
 def _execute(
-    config: AuditConfig, out: Path, *, quiet: bool, started: float, force: bool = False
+    config: AuditConfig,
+    out: Path,
+    *,
+    quiet: bool,
+    started: float,
+    force: bool = False,
+    resume: bool = False,
 ) -> None:
     """Run the audit with a progress bar, write the run directory and print the summary."""
     from multisteal.experiments import run_audit
-    from multisteal.experiments.io import write_run
+    from multisteal.experiments.io import check_resumable, read_result, write_run
     from multisteal.report import write_report
 
     # The outermost folder this run creates (out itself, or a missing parent of it).
@@ -504,8 +523,15 @@ def _execute(
         created = out
         while not created.parent.exists():
             created = created.parent
+    previous: dict[int, AuditResult] = {}
     try:
-        _prepare_out(out, force=force)
+        if force and resume:
+            raise CLIError(FORCE_AND_RESUME)
+        if resume:
+            check_resumable(config, out)
+            previous = read_result(config, out)
+        else:
+            _prepare_out(out, force=force)
     except MultistealError as exc:
         raise _fail(str(exc)) from None
 
@@ -532,7 +558,7 @@ def _execute(
 
     log = _RunLog(out / RUN_LOG)
     log.write(f"multisteal {__version__}: audit of {config.data_name}, seeds {config.seed_list}")
-    previous = {sig: signal.signal(sig, _STOP.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    handlers = {sig: signal.signal(sig, _STOP.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
     # A terminal gets a live progress bar; anything else (a file, a CI log) plain lines.
     plain = not quiet and not console.is_terminal
     try:
@@ -560,8 +586,20 @@ def _execute(
 
             finished_seeds: list[int] = []
 
+            if previous:
+                log.write(
+                    "resuming: kept "
+                    + "; ".join(
+                        f"seed {seed}: budgets {sorted(int(b) for b in part.results['budget'].unique())}"
+                        for seed, part in previous.items()
+                    )
+                )
             result = run_audit(
-                config, progress=progress, checkpoint=save_partial, on_seed=finished_seeds.append
+                config,
+                progress=progress,
+                checkpoint=save_partial,
+                on_seed=finished_seeds.append,
+                previous=previous,
             )
             bar.update(task, description="writing run directory", completed=steps)
             write_run(result, out)
@@ -586,7 +624,7 @@ def _execute(
             shutil.rmtree(created, ignore_errors=True)  # nothing to keep: leave no folder behind
         raise _fail(message, code=code) from None
     finally:
-        for sig, handler in previous.items():
+        for sig, handler in handlers.items():
             signal.signal(sig, handler)
     console.print(f"Wrote {out} in {time.perf_counter() - started:.1f} s", highlight=False)
     typer.echo((out / "summary.md").read_text())

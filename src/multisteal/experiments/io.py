@@ -2,16 +2,42 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from pathlib import Path
 
 import joblib
 import numpy as np
+import pandas as pd
 
+from multisteal.errors import ConfigError
+from multisteal.experiments.config import AuditConfig, load_config
 from multisteal.experiments.runner import AuditResult
 from multisteal.models.io import save_model
 
-__all__ = ["PREPROCESSOR_FILE", "RUN_FILES", "write_run"]
+__all__ = [
+    "INPUTS_FILE",
+    "PREPROCESSOR_FILE",
+    "RUN_FILES",
+    "check_resumable",
+    "file_sha256",
+    "read_result",
+    "write_run",
+]
+
+INPUTS_FILE = "inputs.json"
+NOT_A_RUN = "--resume needs a multisteal run in {out}, but {file} is missing or unreadable."
+CONFIG_CHANGED = (
+    "--resume needs the same configuration as the run in {out}; these settings differ: "
+    "{fields}. Run with the same settings, or start anew with --force."
+)
+INPUT_CHANGED = (
+    "--resume: the CSV file {csv} changed since the run in {out} started (SHA-256 {now} "
+    "instead of {then}). Start anew with --force."
+)
+#: Settings that change how a run is computed, not what it computes.
+EXECUTION_ONLY = ("workers", "threads")
 
 PREPROCESSOR_FILE = "preprocessor.joblib"
 RUN_FILES = (
@@ -24,6 +50,93 @@ RUN_FILES = (
     "query_log.csv",
     "timings.csv",
 )
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _inputs(config: AuditConfig) -> dict[str, str]:
+    if config.csv is None:
+        return {}
+    return {"csv": str(config.csv), "csv_sha256": file_sha256(config.csv)}
+
+
+def check_resumable(config: AuditConfig, out: str | Path) -> None:
+    """Refuse ``--resume`` into ``out`` unless it holds a run of the same configuration (all
+    but the execution settings) on the same input file."""
+    folder = Path(out)
+    try:
+        saved = load_config(folder / "config.yaml")
+    except (ConfigError, OSError):
+        raise ConfigError(NOT_A_RUN.format(out=folder, file="config.yaml")) from None
+    old = saved.model_dump(mode="json", exclude=set(EXECUTION_ONLY))
+    new = config.model_dump(mode="json", exclude=set(EXECUTION_ONLY))
+    changed = sorted(k for k in new if old.get(k) != new[k])
+    if changed:
+        raise ConfigError(CONFIG_CHANGED.format(out=folder, fields=", ".join(changed)))
+    if config.csv is not None:
+        try:
+            then = json.loads((folder / INPUTS_FILE).read_text()).get("csv_sha256")
+        except (OSError, json.JSONDecodeError):
+            raise ConfigError(NOT_A_RUN.format(out=folder, file=INPUTS_FILE)) from None
+        now = file_sha256(config.csv)
+        if now != then:
+            raise ConfigError(INPUT_CHANGED.format(csv=config.csv, out=folder, now=now, then=then))
+
+
+def read_result(config: AuditConfig, out: str | Path) -> dict[int, AuditResult]:
+    """The finished work of a run directory, per seed, to resume it (:func:`run_audit`)."""
+    folder = Path(out)
+
+    def table(name: str) -> pd.DataFrame:
+        path = folder / name
+        if not path.is_file():
+            return pd.DataFrame()
+        try:
+            if name.endswith(".parquet"):
+                return pd.read_parquet(path)
+            return pd.read_csv(path)
+        except (pd.errors.EmptyDataError, ValueError, OSError):
+            return pd.DataFrame()
+
+    results = table("results.parquet")
+    if results.empty:
+        return {}
+    members, baselines, log = table("members.csv"), table("baselines.csv"), table("query_log.csv")
+    timings = table("timings.csv")
+    with np.load(folder / "samples.npz") as archive:
+        samples = {key: archive[key] for key in archive.files}
+    parts: dict[int, AuditResult] = {}
+    for seed in sorted(int(s) for s in results["seed"].unique()):
+        prefix = f"seed{seed}/"
+
+        def rows(frame: pd.DataFrame, seed: int = seed) -> pd.DataFrame:
+            if frame.empty or "seed" not in frame:
+                return pd.DataFrame()
+            return frame[frame["seed"] == seed].reset_index(drop=True)
+
+        parts[seed] = AuditResult(
+            config=config.for_seed(seed),
+            results=rows(results),
+            members=rows(members),
+            baselines=rows(baselines),
+            samples={k[len(prefix) :]: v for k, v in samples.items() if k.startswith(prefix)},
+            query_log=rows(log),
+            timings={
+                str(step)[len(prefix) :]: float(sec)
+                for step, sec in zip(
+                    timings.get("step", []), timings.get("seconds", []), strict=True
+                )
+                if str(step).startswith(prefix)
+            },
+        )
+    return parts
 
 
 def write_run(result: AuditResult, out: str | Path) -> Path:
@@ -42,6 +155,9 @@ def write_run(result: AuditResult, out: str | Path) -> Path:
         tmp.replace(final)
 
     atomic("config.yaml", lambda p: p.write_text(result.config.to_yaml()))
+    if result.config.csv is not None and not (folder / INPUTS_FILE).is_file():
+        # Recorded once, when the run starts writing: --resume checks the file is unchanged.
+        atomic(INPUTS_FILE, lambda p: p.write_text(json.dumps(_inputs(result.config), indent=2)))
     atomic("results.csv", lambda p: result.results.to_csv(p, index=False))
     atomic("results.parquet", lambda p: result.results.to_parquet(p, index=False))
     atomic("members.csv", lambda p: result.members.to_csv(p, index=False))

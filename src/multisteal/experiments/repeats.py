@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import pandas as pd
@@ -15,7 +15,7 @@ from multisteal.experiments.data import PreparedData
 from multisteal.experiments.runner import AuditResult, Checkpoint, Progress, run_single_audit
 from multisteal.models import Classifier
 
-__all__ = ["combine_results", "run_audit"]
+__all__ = ["combine_results", "merge_previous", "run_audit"]
 
 REUSE_NEEDS_ONE_SEED = (
     "Prepared data or a fitted target can only be reused by a single-seed audit: every seed "
@@ -60,6 +60,50 @@ def combine_results(config: AuditConfig, parts: Sequence[AuditResult]) -> AuditR
     )
 
 
+def merge_previous(previous: AuditResult | None, new: AuditResult) -> AuditResult:
+    """One seed's result from an earlier, interrupted run's finished budgets and the new run's.
+
+    The new run recomputed the target, the auditor's view and the baselines (deterministic, so
+    identical) and only the missing budgets; rows are ordered by budget as in one run.
+    """
+    if previous is None or previous.results.empty:
+        return new
+    done = set(previous.results["budget"])
+
+    def kept(frame: pd.DataFrame, *, attacker_only: bool = False) -> pd.DataFrame:
+        if frame.empty or "budget" not in frame:
+            return frame.iloc[0:0]
+        rows = frame["budget"].isin(done)
+        if attacker_only:
+            rows &= frame["api"] == "attacker"
+        return frame[rows]
+
+    def ordered(old: pd.DataFrame, fresh: pd.DataFrame) -> pd.DataFrame:
+        frame = pd.concat([f for f in (old, fresh) if not f.empty], ignore_index=True)
+        if frame.empty:
+            return frame
+        return frame.sort_values("budget", kind="stable").reset_index(drop=True)
+
+    return AuditResult(
+        config=new.config,
+        results=ordered(kept(previous.results), new.results),
+        members=ordered(kept(previous.members), new.members),
+        baselines=new.baselines,
+        samples={**previous.samples, **new.samples},
+        query_log=ordered(kept(previous.query_log, attacker_only=True), new.query_log),
+        timings={**previous.timings, **new.timings},
+        target=new.target,
+        preprocessor=new.preprocessor,
+        target_metadata=new.target_metadata,
+    )
+
+
+def _finished(previous: AuditResult | None) -> frozenset[int]:
+    if previous is None or previous.results.empty:
+        return frozenset()
+    return frozenset(int(b) for b in previous.results["budget"].unique())
+
+
 def _worker_init(threads: int) -> None:
     os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ["MKL_NUM_THREADS"] = str(threads)
@@ -70,8 +114,8 @@ def _worker_init(threads: int) -> None:
     threadpool_limits(threads)
 
 
-def _one_seed(config: AuditConfig) -> AuditResult:
-    return run_single_audit(config)
+def _one_seed(config: AuditConfig, skip: frozenset[int]) -> AuditResult:
+    return run_single_audit(config, skip_budgets=skip)
 
 
 def run_audit(
@@ -82,6 +126,7 @@ def run_audit(
     progress: Progress | None = None,
     checkpoint: Checkpoint | None = None,
     on_seed: Callable[[int], None] | None = None,
+    previous: Mapping[int, AuditResult] | None = None,
 ) -> AuditResult:
     """Run the audit once per seed of ``config`` and combine the results.
 
@@ -89,7 +134,11 @@ def run_audit(
     ``threads`` torch/BLAS threads); a seed's results are identical either way. ``checkpoint``
     receives the combined result of everything finished so far: after every budget when
     serial, after every seed in parallel. ``on_seed`` is called with each finished seed.
+
+    ``previous`` holds an interrupted run's results per seed (:func:`read_result`): its
+    finished budgets are kept and only the missing ones run.
     """
+    previous = previous or {}
     seeds = config.seed_list
     if (data is not None or target is not None) and len(seeds) > 1:
         raise ConfigError(REUSE_NEEDS_ONE_SEED)
@@ -98,16 +147,26 @@ def run_audit(
     if workers <= 1:
         for seed in seeds:
             single = config.for_seed(seed)
+            before = previous.get(seed)
 
-            def partial(result: AuditResult) -> None:
+            def partial(result: AuditResult, before: AuditResult | None = before) -> None:
                 if checkpoint is not None:
-                    checkpoint(combine_results(config, [*done, result]))
+                    merged = merge_previous(before, result)
+                    checkpoint(combine_results(config, [*done, merged]))
 
-            done.append(
-                run_single_audit(
-                    single, data=data, target=target, progress=progress, checkpoint=partial
+            skip = _finished(before)
+            if skip >= set(config.budgets) and before is not None and not before.baselines.empty:
+                done.append(before)  # finished before: nothing to recompute
+            else:
+                fresh = run_single_audit(
+                    single,
+                    data=data,
+                    target=target,
+                    progress=progress,
+                    checkpoint=partial,
+                    skip_budgets=skip,
                 )
-            )
+                done.append(merge_previous(before, fresh))
             if on_seed is not None:
                 on_seed(seed)
         return combine_results(config, done)
@@ -119,9 +178,16 @@ def run_audit(
         initializer=_worker_init,
         initargs=(config.threads,),
     ) as pool:
-        futures = {pool.submit(_one_seed, config.for_seed(seed)): seed for seed in seeds}
+        futures = {}
+        for seed in seeds:
+            before = previous.get(seed)
+            skip = _finished(before)
+            if skip >= set(config.budgets) and before is not None and not before.baselines.empty:
+                done.append(before)
+                continue
+            futures[pool.submit(_one_seed, config.for_seed(seed), skip)] = seed
         for future in as_completed(futures):
-            done.append(future.result())
+            done.append(merge_previous(previous.get(futures[future]), future.result()))
             if progress is not None:
                 progress(f"seed {futures[future]} finished")
             if on_seed is not None:

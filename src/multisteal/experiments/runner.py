@@ -127,8 +127,12 @@ def run_single_audit(
     target: Classifier | None = None,
     progress: Progress | None = None,
     checkpoint: Checkpoint | None = None,
+    skip_budgets: frozenset[int] = frozenset(),
 ) -> AuditResult:
     """Run the audit of one seed (``config.seed``); see :func:`run_audit` for several.
+
+    ``skip_budgets`` are left out (a resumed run already has them): every budget draws from
+    its own streams, so the others come out exactly as in an uninterrupted run.
 
     ``data`` and ``target`` may be given to reuse prepared data or a fitted target. The target
     is only reached through query APIs: the attacker's (one per budget, with the configured
@@ -138,7 +142,8 @@ def run_single_audit(
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
-        return _Audit(config, progress or (lambda _msg: None), checkpoint).run(data, target)
+        audit = _Audit(config, progress or (lambda _msg: None), checkpoint, skip=skip_budgets)
+        return audit.run(data, target)
     finally:
         torch.set_num_threads(threads)
 
@@ -148,6 +153,7 @@ class _Audit:
     config: AuditConfig
     say: Progress
     checkpoint: Checkpoint | None
+    skip: frozenset[int] = frozenset()
     timings: dict[str, float] = field(default_factory=dict)
     logs: list[pd.DataFrame] = field(default_factory=list)
     results: list[dict[str, Any]] = field(default_factory=list)
@@ -229,6 +235,8 @@ class _Audit:
             clock = self._timed("baseline[target_retrain]", clock)
 
         for budget in config.budgets:
+            if budget in self.skip:
+                continue  # finished by an earlier, interrupted run (resumed)
             self._budget(budget)
             if self.checkpoint is not None:
                 self.checkpoint(self._result())
