@@ -535,3 +535,18 @@ def test_resume_refuses_another_configuration_or_a_changed_csv(tmp_path) -> None
     before = pd.read_csv(out / "results.csv")
     assert runner.invoke(app, [*args, "--resume"]).exit_code == 0
     pd.testing.assert_frame_equal(pd.read_csv(out / "results.csv"), before)
+
+
+def test_a_free_text_column_is_capped_and_reported(tmp_path) -> None:
+    ids = [f"note {i}" for i in range(1000)]
+    path = _csv(tmp_path, lambda f: f.assign(notes=ids))
+    out = tmp_path / "run"
+    args = ["audit", *_csv_args(path), *FAST, "--max-categories", "10", "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "Note: categorical features capped by --max-categories: notes (" in text
+    summary = " ".join((out / "summary.md").read_text().split())
+    assert "grouped as `(other)`; --max-categories): notes (" in summary
+    capped = pd.read_csv(out / "results.csv")["capped_categories"].iloc[0]
+    assert capped == "notes (400 values → 10)"  # all 400 target-train rows are distinct

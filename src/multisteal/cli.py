@@ -141,6 +141,14 @@ def audit(
     encoding: Annotated[
         str, typer.Option(help="Text encoding of --csv (e.g. latin-1).", rich_help_panel=DATA)
     ] = "utf-8",
+    max_categories: Annotated[
+        int,
+        typer.Option(
+            help="Most one-hot columns per categorical feature; rarer values are grouped as "
+            "(other), and the summary says which columns were capped.",
+            rich_help_panel=DATA,
+        ),
+    ] = 50,
     data_dir: Annotated[
         Path | None, typer.Option(help="Folder with dataset files.", rich_help_panel=DATA)
     ] = None,
@@ -345,6 +353,7 @@ def audit(
             "sensitive": _names(sensitive),
             "categorical": _names(categorical),
             "encoding": encoding,
+            "max_categories": max_categories,
             "data_dir": data_dir,
             "split": _split(split),
             "target": target,
@@ -604,6 +613,11 @@ def _execute(
             bar.update(task, description="writing run directory", completed=steps)
             write_run(result, out)
             write_report(out)
+            capped = str(result.results["capped_categories"].iloc[0])
+            if capped != "none":
+                note = f"Note: categorical features capped by --max-categories: {capped}."
+                console.print(note, highlight=False, markup=False)
+                log.write(note)
             for step, seconds in result.timings.items():
                 log.write(f"timing {step}: {seconds:.3f} s")
             log.write(f"finished in {time.perf_counter() - started:.1f} s")

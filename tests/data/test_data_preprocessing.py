@@ -167,7 +167,11 @@ def test_not_fitted_and_estimator_contract() -> None:
     assert str(info.value) == (
         "This TabularPreprocessor is not fitted yet; call fit(features) first."
     )
-    assert pre.get_params() == {"categorical": ["color", "flag"], "numerical": None}
+    assert pre.get_params() == {
+        "categorical": ["color", "flag"],
+        "numerical": None,
+        "max_categories": None,
+    }
     copy = clone(pre)
     assert copy.get_params() == pre.get_params()
     assert copy.fit(_frame()) is copy
@@ -185,3 +189,23 @@ def test_non_string_column_names() -> None:
 def test_transform_empty_frame() -> None:
     pre = TabularPreprocessor().fit(_frame())
     assert pre.transform(_frame().iloc[:0]).shape == (0, pre.n_features_out_)
+
+
+def test_max_categories_keeps_the_most_frequent_and_groups_the_rest() -> None:
+    import pandas as pd
+
+    from multisteal.data import TabularPreprocessor
+
+    values = ["a"] * 5 + ["b"] * 4 + ["c"] * 3 + ["d"] * 3 + [f"rare{i}" for i in range(10)]
+    frame = pd.DataFrame({"text": values, "x": range(len(values))})
+    pre = TabularPreprocessor(categorical=["text"], numerical=["x"], max_categories=4)
+    out = pre.fit_transform(frame)
+    # a, b and the tie c/d broken by name (c); everything else is "(other)".
+    assert pre.categories_["text"] == ("(other)", "a", "b", "c")
+    assert pre.capped_ == {"text": 14}
+    assert out.shape == (len(values), 1 + 4)
+    other = pre.feature_names_out_.index("text=(other)")
+    assert out[:, other].sum() == 3 + 10  # the d rows and the rare ones
+    unseen = pre.transform(pd.DataFrame({"text": ["zzz"], "x": [0]}))
+    assert unseen[0, other] == 1.0  # a value never seen also falls in "(other)"
+    assert TabularPreprocessor(categorical=["text"], numerical=["x"]).fit(frame).capped_ == {}

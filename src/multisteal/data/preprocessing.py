@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,6 +29,8 @@ MISSING_NUMERIC_MSG = (
     "preprocessing."
 )
 NOT_FITTED_MSG = "This TabularPreprocessor is not fitted yet; call fit(features) first."
+BAD_MAX_CATEGORIES_MSG = "max_categories must be a whole number >= 2 or None; got {value!r}."
+OTHER_CATEGORY = "(other)"
 
 
 def _is_numeric(series: pd.Series) -> bool:
@@ -62,11 +64,16 @@ class TabularPreprocessor(BaseEstimator):  # type: ignore[misc]
         categorical: categorical columns; ``None`` infers them from the dtype (anything that is
             not numeric, bool included) among the columns not in ``numerical``.
         numerical: numerical columns; ``None`` means every remaining column.
+        max_categories: at most this many one-hot columns per categorical: the
+            ``max_categories - 1`` most frequent training categories are kept (ties by name)
+            and the rest share the category ``"(other)"``. ``None`` keeps every category.
 
     Attributes (after fit):
         feature_names_in_: input columns used, in output order.
         categorical_, numerical_: the columns of each kind.
         categories_: ``{column: tuple of categories}`` learned for each categorical.
+        capped_: ``{column: number of distinct training values}`` for the categoricals whose
+            rare categories were grouped into ``"(other)"`` (empty when none was).
         mean_, scale_: float64 arrays, one value per numerical column (``numerical_`` order).
         feature_names_out_: output column names (``"age"``, ``"sex=Female"``, …).
         feature_groups_: ``((input column, output column indices), …)`` in input order; the
@@ -78,9 +85,11 @@ class TabularPreprocessor(BaseEstimator):  # type: ignore[misc]
         self,
         categorical: Sequence[str] | None = None,
         numerical: Sequence[str] | None = None,
+        max_categories: int | None = None,
     ) -> None:
         self.categorical = categorical
         self.numerical = numerical
+        self.max_categories = max_categories
 
     # ----------------------------------------------------------------------------- helpers
 
@@ -118,14 +127,35 @@ class TabularPreprocessor(BaseEstimator):  # type: ignore[misc]
         return block
 
     @staticmethod
-    def _categorical_block(X: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    def _categorical_block(
+        X: pd.DataFrame, columns: Sequence[str], kept: Mapping[str, frozenset[str]] | None = None
+    ) -> np.ndarray:
         block = np.empty((len(X), len(columns)), dtype=object)
         for j, column in enumerate(columns):
             series = X[column]
-            block[:, j] = np.where(
+            values = np.where(
                 series.isna().to_numpy(), MISSING_CATEGORY, series.astype(str).to_numpy()
             )
+            if kept is not None and column in kept:
+                values = np.where(np.isin(values, list(kept[column])), values, OTHER_CATEGORY)
+            block[:, j] = values
         return block
+
+    def _cap(self, X: pd.DataFrame, columns: Sequence[str]) -> dict[str, frozenset[str]]:
+        """The categories kept per capped column (the most frequent, ties by name)."""
+        if self.max_categories is None:
+            return {}
+        if int(self.max_categories) < 2:
+            raise InvalidInputError(BAD_MAX_CATEGORIES_MSG.format(value=self.max_categories))
+        kept: dict[str, frozenset[str]] = {}
+        block = self._categorical_block(X, columns)
+        for j, column in enumerate(columns):
+            counts = pd.Series(block[:, j]).value_counts()
+            if len(counts) <= self.max_categories:
+                continue
+            order = sorted(counts.items(), key=lambda item: (-item[1], str(item[0])))
+            kept[column] = frozenset(str(v) for v, _ in order[: self.max_categories - 1])
+        return kept
 
     def _resolve_columns(self, X: pd.DataFrame) -> tuple[list[str], list[str]]:
         columns = [str(c) for c in X.columns]
@@ -165,8 +195,9 @@ class TabularPreprocessor(BaseEstimator):  # type: ignore[misc]
         if numerical:
             scaler.fit(self._numeric_block(X, numerical))
         encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float32)
+        kept = self._cap(X, categorical)
         if categorical:
-            encoder.fit(self._categorical_block(X, categorical))
+            encoder.fit(self._categorical_block(X, categorical, kept))
         categories = {
             column: tuple(str(v) for v in cats)
             for column, cats in zip(
@@ -196,6 +227,8 @@ class TabularPreprocessor(BaseEstimator):  # type: ignore[misc]
         self.feature_names_in_ = tuple(order)
         self.n_features_in_ = len(order)
         self.categories_ = categories
+        self.capped_ = {column: int(X[column].astype(str).nunique(dropna=False)) for column in kept}
+        self._kept = kept
         self.mean_ = np.asarray(scaler.mean_, dtype=np.float64) if numerical else np.zeros(0)
         self.scale_ = np.asarray(scaler.scale_, dtype=np.float64) if numerical else np.ones(0)
         self.feature_names_out_ = tuple(names)
@@ -221,7 +254,9 @@ class TabularPreprocessor(BaseEstimator):  # type: ignore[misc]
             scaled = self._scaler.transform(self._numeric_block(X, self.numerical_))
             out[:, self._num_index] = scaled
         if self._encoder is not None and len(X):
-            encoded = self._encoder.transform(self._categorical_block(X, self.categorical_))
+            encoded = self._encoder.transform(
+                self._categorical_block(X, self.categorical_, getattr(self, "_kept", {}))
+            )
             out[:, self._cat_index] = encoded
         return out
 

@@ -135,6 +135,7 @@ class AuditConfig(_Strict):
     sensitive: list[str] | None = None
     categorical: list[str] | None = None
     encoding: str = "utf-8"
+    max_categories: int | None = Field(50, ge=2)
     data_dir: Path | None = None
     split: SplitConfig = SplitConfig()
 

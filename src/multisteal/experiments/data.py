@@ -163,7 +163,9 @@ def prepare_data(config: AuditConfig) -> PreparedData:
     _check_groups(dataset, evaluation, config.min_group_size)
     features = dataset.features
     pre = TabularPreprocessor(
-        categorical=list(dataset.categorical), numerical=list(dataset.numerical)
+        categorical=list(dataset.categorical),
+        numerical=list(dataset.numerical),
+        max_categories=config.max_categories,
     ).fit(features.iloc[splits.target_train])
 
     def encode(idx: NDArray[np.int64]) -> NDArray[np.float64]:

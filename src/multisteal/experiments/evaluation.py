@@ -151,6 +151,11 @@ class EvaluationContext:
             "n_classes": data.dataset.n_classes,
             "min_group_size": self.config.min_group_size,
             "fairness_excluded_cells": self.excluded,
+            "capped_categories": "; ".join(
+                f"{column} ({n} values → {self.config.max_categories})"
+                for column, n in data.preprocessor.capped_.items()
+            )
+            or "none",
             "target_accuracy": metrics.accuracy(data.y_eval, self.t),
             "surrogate_accuracy": metrics.accuracy(data.y_eval, s),
             "surrogate_agreement": metrics.agreement(self.t, s),

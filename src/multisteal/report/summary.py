@@ -312,6 +312,12 @@ def _notes(tables: RunTables) -> list[str]:
             f"parity and accuracy; a group's positives for TPR, its negatives for FPR; both for "
             f"equalized odds): {excluded}."
         )
+    capped = first.get("capped_categories")
+    if isinstance(capped, str) and capped not in ("", "none"):
+        notes.append(
+            "Categorical features with many values were capped (the most frequent kept, the rest "
+            f"grouped as `(other)`; --max-categories): {capped}."
+        )
     criterion = str(first["criterion"])
     epsilons = ", ".join(f"{e:g}" for e in sorted(results["epsilon"].unique()))
     if "criterion_step" in results and np.isfinite(results["criterion_step"]).any():
