@@ -101,8 +101,8 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str, int]] = [
         "csv-stray-string",
         lambda t: ["audit", *_csv_args(_csv(t, _with_stray_string)), *FAST, "--out", str(t / "o")],
         "Error: Column 'age' of loans.csv is numeric except for 1 value(s) such as 'unknown': it "
-        "would silently become a 54-way categorical. Fix or drop those rows, or say what the "
-        "column is with --categorical age.",
+        "would silently become a 54-way categorical. Say what the column is: --numerical age "
+        "(those rows are dropped, and reported) or --categorical age; or fix the file.",
         2,
     ),
     (
@@ -550,3 +550,24 @@ def test_a_free_text_column_is_capped_and_reported(tmp_path) -> None:
     assert "grouped as `(other)`; --max-categories): notes (" in summary
     capped = pd.read_csv(out / "results.csv")["capped_categories"].iloc[0]
     assert capped == "notes (400 values → 10)"  # all 400 target-train rows are distinct
+
+
+def test_numerical_reads_a_column_with_stray_strings_and_reports_the_dropped_rows(
+    tmp_path,
+) -> None:
+    path = _csv(tmp_path, _with_stray_string)
+    out = tmp_path / "run"
+    args = ["audit", *_csv_args(path), "--numerical", "age", *FAST, "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    note = "1 row(s) dropped because numerical column 'age' held non-numbers ('unknown')"
+    assert f"Note: {note}." in " ".join(result.output.split())
+    assert f"Data: {note}." in (out / "summary.md").read_text()
+    samples = np.load(out / "samples.npz")
+    assert len(samples["seed0/evaluation_index"]) == 200  # 20 % of the 999 rows left, rounded
+    # As a categorical it is accepted too, as what the user said it is.
+    categorical = runner.invoke(
+        app,
+        ["audit", *_csv_args(path), "--categorical", "age", *FAST, "--out", str(tmp_path / "c")],
+    )
+    assert categorical.exit_code == 0, categorical.output

@@ -138,6 +138,14 @@ def audit(
             rich_help_panel=DATA,
         ),
     ] = None,
+    numerical: Annotated[
+        str | None,
+        typer.Option(
+            help="Columns of --csv to read as numbers although some values are not (those rows "
+            "are dropped and reported), comma-separated.",
+            rich_help_panel=DATA,
+        ),
+    ] = None,
     encoding: Annotated[
         str, typer.Option(help="Text encoding of --csv (e.g. latin-1).", rich_help_panel=DATA)
     ] = "utf-8",
@@ -352,6 +360,7 @@ def audit(
             "positive_label": positive_label,
             "sensitive": _names(sensitive),
             "categorical": _names(categorical),
+            "numerical": _names(numerical),
             "encoding": encoding,
             "max_categories": max_categories,
             "data_dir": data_dir,
@@ -613,6 +622,11 @@ def _execute(
             bar.update(task, description="writing run directory", completed=steps)
             write_run(result, out)
             write_report(out)
+            data_notes = str(result.results["data_notes"].iloc[0])
+            if data_notes != "none":
+                note = f"Note: {data_notes}."
+                console.print(note, highlight=False, markup=False)
+                log.write(note)
             capped = str(result.results["capped_categories"].iloc[0])
             if capped != "none":
                 note = f"Note: categorical features capped by --max-categories: {capped}."

@@ -52,8 +52,15 @@ INFINITE_MSG = (
 )
 STRAY_STRINGS_MSG = (
     "Column {column!r} of {file} is numeric except for {count} value(s) such as {values}: it would "
-    "silently become a {n_categories}-way categorical. Fix or drop those rows, or say what the "
-    "column is with --categorical {column}."
+    "silently become a {n_categories}-way categorical. Say what the column is: --numerical "
+    "{column} (those rows are dropped, and reported) or --categorical {column}; or fix the file."
+)
+NUMERICAL_NOT_FOUND_MSG = (
+    "Numerical column {column!r} not found in {file}. Available columns: {columns}."
+)
+BOTH_KINDS_MSG = "Column {column!r} cannot be both --categorical and --numerical."
+COERCED_NOTE = (
+    "{count} row(s) dropped because numerical column {column!r} held non-numbers ({values})"
 )
 NOT_NUMERIC_MSG = (
     "Column {column!r} of {file} is not numeric; list it in `categorical` to use it as a "
@@ -104,6 +111,7 @@ def load_csv(
     positive_label: object = None,
     categorical: Sequence[str] | None = None,
     encoding: str = "utf-8",
+    numerical: Sequence[str] | None = None,
 ) -> TabularDataset:
     """Load a CSV file with a header row as a :class:`TabularDataset`.
 
@@ -119,10 +127,14 @@ def load_csv(
         positive_label: the favourable label value; ``positive_class`` is its class index.
             Without it, ``positive_class`` is the last class in sorted order (class 1 when
             binary).
-        categorical: categorical feature columns; the rest must be numeric. ``None`` infers
-            them from the dtype (object, string, bool or category), but refuses a column whose
-            values are numbers but for a few stray strings (list it here to mean categorical).
+        categorical: columns to treat as categorical whatever their values. The kind of every
+            other column is inferred from its dtype (object, string, bool or category means
+            categorical), refusing a column whose values are numbers but for a few stray
+            strings (name it here, or in ``numerical``, to say what it is).
         encoding: the file's text encoding (``utf-8`` by default; e.g. ``latin-1``).
+        numerical: columns to read as numbers although some values are not: those values
+            become missing, and the rows holding them are dropped (the encoder does not impute)
+            and reported in ``notes``.
 
     Categorical values are stored as strings, a missing one as the category ``"missing"``;
     numerical columns are stored as floats and missing values are kept as NaN (the
@@ -175,6 +187,25 @@ def load_csv(
             raise DataError(
                 CATEGORICAL_NOT_FOUND_MSG.format(column=column, file=file, columns=columns)
             )
+    for column in numerical or ():
+        if column not in raw.columns or column == label:
+            raise DataError(
+                NUMERICAL_NOT_FOUND_MSG.format(column=column, file=file, columns=columns)
+            )
+        if column in (categorical or ()):
+            raise DataError(BOTH_KINDS_MSG.format(column=column))
+    notes: list[str] = []
+    for column in numerical or ():
+        present = raw[column].notna()
+        coerced = pd.to_numeric(raw[column], errors="coerce")
+        bad = present & coerced.isna()
+        if bad.any():
+            examples = ", ".join(
+                repr(v) for v in list(dict.fromkeys(raw.loc[bad, column].astype(str)))[:5]
+            )
+            notes.append(COERCED_NOTE.format(column=column, count=int(bad.sum()), values=examples))
+        raw[column] = coerced
+        raw = raw[~bad].reset_index(drop=True)
     if len(raw) == 0:
         raise DataError(NO_ROWS_MSG.format(file=file))
     feature_columns = [c for c in raw.columns if c != label]
@@ -208,12 +239,13 @@ def load_csv(
             codes = 1 - codes
             positive_class = 1
 
-    if categorical is None:
-        cat_set = {c for c in feature_columns if _is_categorical_dtype(raw[c])}
-        for column in sorted(cat_set):
-            _refuse_stray_strings(raw[column], column, file)
-    else:
-        cat_set = set(categorical)
+    # Columns the user named keep the kind they were given; the others are inferred from their
+    # values, refusing numbers with a few stray strings (a silent many-way categorical).
+    named = set(categorical or ()) | set(numerical or ())
+    inferred = {c for c in feature_columns if c not in named and _is_categorical_dtype(raw[c])}
+    for column in sorted(inferred):
+        _refuse_stray_strings(raw[column], column, file)
+    cat_set = inferred | set(categorical or ())
     features = {}
     for column in feature_columns:
         series = raw[column]
@@ -245,4 +277,5 @@ def load_csv(
         numerical=tuple(c for c in feature_columns if c not in cat_set),
         source=str(file_path),
         positive_class=positive_class,
+        notes=tuple(notes),
     )

@@ -62,6 +62,7 @@ class TabularDataset:
     numerical: tuple[str, ...]
     source: str
     positive_class: int
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         n = len(self.features)
@@ -131,4 +132,5 @@ class TabularDataset:
             numerical=self.numerical,
             source=self.source,
             positive_class=self.positive_class,
+            notes=self.notes,
         )

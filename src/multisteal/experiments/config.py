@@ -134,6 +134,7 @@ class AuditConfig(_Strict):
     positive_label: str | None = None
     sensitive: list[str] | None = None
     categorical: list[str] | None = None
+    numerical: list[str] | None = None
     encoding: str = "utf-8"
     max_categories: int | None = Field(50, ge=2)
     data_dir: Path | None = None
@@ -242,6 +243,8 @@ class AuditConfig(_Strict):
             raise ValueError(NO_DATA_DIR.format(path=self.data_dir))
         if self.csv is None and self.categorical is not None:
             raise ValueError(CSV_ONLY.format(option="categorical"))
+        if self.csv is None and self.numerical is not None:
+            raise ValueError(CSV_ONLY.format(option="numerical"))
         if self.csv is None and self.dataset is None:
             raise ValueError(NO_DATA)
         if self.csv is not None and (not self.label or not self.sensitive):

@@ -126,6 +126,7 @@ def prepare_data(config: AuditConfig) -> PreparedData:
             sensitive=list(config.sensitive or []),
             positive_label=config.positive_label,
             categorical=config.categorical,
+            numerical=config.numerical,
             encoding=config.encoding,
         )
     else:

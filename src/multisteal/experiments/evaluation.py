@@ -151,6 +151,7 @@ class EvaluationContext:
             "n_classes": data.dataset.n_classes,
             "min_group_size": self.config.min_group_size,
             "fairness_excluded_cells": self.excluded,
+            "data_notes": "; ".join(data.dataset.notes) or "none",
             "capped_categories": "; ".join(
                 f"{column} ({n} values → {self.config.max_categories})"
                 for column, n in data.preprocessor.capped_.items()

@@ -312,6 +312,9 @@ def _notes(tables: RunTables) -> list[str]:
             f"parity and accuracy; a group's positives for TPR, its negatives for FPR; both for "
             f"equalized odds): {excluded}."
         )
+    data_notes = first.get("data_notes")
+    if isinstance(data_notes, str) and data_notes not in ("", "none"):
+        notes.append(f"Data: {data_notes}.")
     capped = first.get("capped_categories")
     if isinstance(capped, str) and capped not in ("", "none"):
         notes.append(
