@@ -80,13 +80,11 @@ def test_results_table_is_tidy(german_run) -> None:
 
 
 def test_saved_target_scores_raw_rows_like_the_audit(german_run) -> None:
-    import joblib
-
-    from multisteal.models import load_model
+    from multisteal.models import load_encoder, load_model
 
     out, _ = german_run
     target = load_model(out / "target")
-    encoder = joblib.load(out / "target" / "preprocessor.joblib")
+    encoder = load_encoder(out / "target")
     ds = load_dataset("german_credit")
     samples = np.load(out / "samples.npz")
     evaluation = samples["seed0/evaluation_index"]

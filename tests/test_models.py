@@ -14,7 +14,7 @@ from multisteal.models import (
     save_model,
     train_target,
 )
-from multisteal.models.io import CORRUPT_ARTIFACT
+from multisteal.models.io import CORRUPT_ARTIFACT, PICKLED
 from multisteal.models.zoo import UNKNOWN_MODEL
 
 
@@ -31,14 +31,69 @@ def test_every_model_learns_and_round_trips(name: str, blobs, tmp_path) -> None:
     np.testing.assert_array_equal(again.predict_proba(X[400:]), proba)
 
 
-def test_corrupted_artifact_is_rejected(blobs, tmp_path) -> None:
+@pytest.mark.parametrize(("name", "file"), [("logistic", "model.skops"), ("mlp", "weights.pt")])
+def test_a_tampered_artifact_is_refused_before_it_is_read(blobs, tmp_path, name, file) -> None:
     X, y = blobs
-    folder = save_model(train_target("logistic", X, y), tmp_path / "m")
-    with (folder / "model.joblib").open("ab") as handle:
+    folder = save_model(train_target(name, X, y, random_state=0), tmp_path / "m")
+    assert not list(folder.glob("*.joblib"))
+    assert not list(folder.glob("*.pkl"))
+    with (folder / file).open("ab") as handle:
         handle.write(b"tampered")
-    with pytest.raises(DataError, match="is corrupt: SHA-256"):
+    with pytest.raises(DataError) as info:
         load_model(folder)
+    assert str(info.value).startswith(f"Model artifact {folder} is corrupt: SHA-256 of {file} is")
     assert "{path}" in CORRUPT_ARTIFACT
+
+
+def test_an_old_pickled_artifact_is_refused(tmp_path) -> None:
+    import json
+
+    folder = tmp_path / "old"
+    folder.mkdir()
+    (folder / "model.joblib").write_bytes(b"a pickle would run code here")
+    (folder / "meta.json").write_text(json.dumps({"sha256": "0" * 64, "metadata": {}}))
+    with pytest.raises(DataError) as info:
+        load_model(folder)
+    assert str(info.value) == PICKLED.format(path=folder, file="model.joblib")
+
+
+def test_a_skops_file_with_an_unexpected_type_is_refused(tmp_path) -> None:
+    import hashlib
+    import json
+    import os
+
+    import skops.io
+    from sklearn.pipeline import FunctionTransformer
+
+    folder = tmp_path / "evil"
+    folder.mkdir()
+    # A scikit-learn object that would call an arbitrary function (os.system) when used.
+    skops.io.dump(FunctionTransformer(os.system), folder / "model.skops")
+    digest = hashlib.sha256((folder / "model.skops").read_bytes()).hexdigest()
+    meta = {"format": 2, "kind": "skops", "sha256": digest, "files": {"model.skops": digest}}
+    (folder / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError) as info:
+        load_model(folder)
+    assert str(info.value).startswith(
+        f"Model artifact {folder}: model.skops holds types that are not on the allow-list ("
+    )
+    assert "posix.system" in str(info.value)
+
+
+def test_the_encoder_is_saved_safely_and_reproduces_the_encoding(tmp_path) -> None:
+    from multisteal.data import TabularPreprocessor, load_dataset
+    from multisteal.models import load_encoder
+
+    ds = load_dataset("german_credit")
+    pre = TabularPreprocessor(max_categories=4).fit(ds.features)
+    X = pre.transform(ds.features)
+    model = train_target("logistic", X, ds.y)
+    folder = save_model(model, tmp_path / "t", encoder=pre)
+    again = load_encoder(folder)
+    np.testing.assert_array_equal(again.transform(ds.features), X)
+    np.testing.assert_array_equal(
+        load_model(folder).predict_proba(again.transform(ds.features)), model.predict_proba(X)
+    )
 
 
 def test_unknown_model_message() -> None:

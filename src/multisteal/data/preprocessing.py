@@ -128,7 +128,7 @@ class TabularPreprocessor(BaseEstimator):  # type: ignore[misc]
 
     @staticmethod
     def _categorical_block(
-        X: pd.DataFrame, columns: Sequence[str], kept: Mapping[str, frozenset[str]] | None = None
+        X: pd.DataFrame, columns: Sequence[str], kept: Mapping[str, Sequence[str]] | None = None
     ) -> np.ndarray:
         block = np.empty((len(X), len(columns)), dtype=object)
         for j, column in enumerate(columns):
@@ -141,20 +141,20 @@ class TabularPreprocessor(BaseEstimator):  # type: ignore[misc]
             block[:, j] = values
         return block
 
-    def _cap(self, X: pd.DataFrame, columns: Sequence[str]) -> dict[str, frozenset[str]]:
+    def _cap(self, X: pd.DataFrame, columns: Sequence[str]) -> dict[str, tuple[str, ...]]:
         """The categories kept per capped column (the most frequent, ties by name)."""
         if self.max_categories is None:
             return {}
         if int(self.max_categories) < 2:
             raise InvalidInputError(BAD_MAX_CATEGORIES_MSG.format(value=self.max_categories))
-        kept: dict[str, frozenset[str]] = {}
+        kept: dict[str, tuple[str, ...]] = {}
         block = self._categorical_block(X, columns)
         for j, column in enumerate(columns):
             counts = pd.Series(block[:, j]).value_counts()
             if len(counts) <= self.max_categories:
                 continue
             order = sorted(counts.items(), key=lambda item: (-item[1], str(item[0])))
-            kept[column] = frozenset(str(v) for v, _ in order[: self.max_categories - 1])
+            kept[column] = tuple(sorted(str(v) for v, _ in order[: self.max_categories - 1]))
         return kept
 
     def _resolve_columns(self, X: pd.DataFrame) -> tuple[list[str], list[str]]:

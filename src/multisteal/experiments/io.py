@@ -7,7 +7,6 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 
@@ -18,7 +17,6 @@ from multisteal.models.io import save_model
 
 __all__ = [
     "INPUTS_FILE",
-    "PREPROCESSOR_FILE",
     "RUN_FILES",
     "check_resumable",
     "file_sha256",
@@ -39,7 +37,6 @@ INPUT_CHANGED = (
 #: Settings that change how a run is computed, not what it computes.
 EXECUTION_ONLY = ("workers", "threads")
 
-PREPROCESSOR_FILE = "preprocessor.joblib"
 RUN_FILES = (
     "config.yaml",
     "results.csv",
@@ -176,7 +173,10 @@ def write_run(result: AuditResult, out: str | Path) -> Path:
 
     atomic("samples.npz", save_npz)
     if result.target is not None:
-        target = save_model(result.target, folder / "target", metadata=result.target_metadata)
-        if result.preprocessor is not None:
-            joblib.dump(result.preprocessor, target / PREPROCESSOR_FILE)
+        save_model(
+            result.target,
+            folder / "target",
+            metadata=result.target_metadata,
+            encoder=result.preprocessor,
+        )
     return folder

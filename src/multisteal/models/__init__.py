@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from multisteal.models.io import load_model, read_metadata, save_model
+from multisteal.models.io import load_encoder, load_model, read_metadata, save_model
 from multisteal.models.mlp import TorchMLPClassifier, softmax
 from multisteal.models.zoo import MODELS, Classifier, ModelSpec, make_model, train_target
 
@@ -11,6 +11,7 @@ __all__ = [
     "Classifier",
     "ModelSpec",
     "TorchMLPClassifier",
+    "load_encoder",
     "load_model",
     "make_model",
     "read_metadata",
