@@ -196,6 +196,14 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str, int]] = [
         2,
     ),
     (
+        "budget-too-small-for-a-holdout",
+        lambda t: ["audit", "--dataset", "german_credit", *FAST, "--budget", "2,60"],
+        "Error: Invalid configuration: - config: Budget 2 with a held-out share of 0.2 keeps no "
+        "held-out row, which the 'transcript-loss' criterion needs: use larger budgets, a larger "
+        "--holdout, or a test-* criterion.",
+        2,
+    ),
+    (
         "data-dir-missing",
         lambda t: ["audit", "--dataset", "adult", "--data-dir", str(t / "nowhere"), *FAST],
         "Error: Invalid configuration: - config: data_dir {tmp}/nowhere is not an existing folder.",

@@ -36,6 +36,10 @@ CSV_NEEDS_LABEL = (
 )
 BAD_HOLDOUT = "holdout_fraction must be in (0, 1) for the 'transcript' criterion, got {value}."
 NO_BUDGETS = "At least one budget is needed."
+EMPTY_HOLDOUT_BUDGET = (
+    "Budget {budget} with a held-out share of {fraction:g} keeps no held-out row, which the "
+    "{criterion!r} criterion needs: use larger budgets, a larger --holdout, or a test-* criterion."
+)
 NO_EPSILONS = "At least one epsilon is needed."
 NO_SEEDS = "At least one seed is needed."
 DUPLICATE_SEEDS = "seeds must be distinct, got {seeds}."
@@ -251,6 +255,14 @@ class AuditConfig(_Strict):
             raise ValueError(CSV_NEEDS_LABEL)
         if self.criterion.startswith("transcript") and not 0 < self.holdout_fraction < 1:
             raise ValueError(BAD_HOLDOUT.format(value=self.holdout_fraction))
+        if self.criterion.startswith("transcript"):
+            smallest = min(self.budgets)
+            if round(self.holdout_fraction * smallest) < 1:
+                raise ValueError(
+                    EMPTY_HOLDOUT_BUDGET.format(
+                        budget=smallest, fraction=self.holdout_fraction, criterion=self.criterion
+                    )
+                )
         if not 0 < self.selection_fraction < 1:
             raise ValueError(BAD_SELECTION.format(value=self.selection_fraction))
         if (
