@@ -57,27 +57,64 @@ def test_an_old_pickled_artifact_is_refused(tmp_path) -> None:
     assert str(info.value) == PICKLED.format(path=folder, file="model.joblib")
 
 
-def test_a_skops_file_with_an_unexpected_type_is_refused(tmp_path) -> None:
+def _forged(folder, obj) -> None:
+    """A skops file with consistent checksums, as an attacker who controls the folder makes."""
     import hashlib
     import json
-    import os
 
     import skops.io
-    from sklearn.pipeline import FunctionTransformer
 
-    folder = tmp_path / "evil"
     folder.mkdir()
-    # A scikit-learn object that would call an arbitrary function (os.system) when used.
-    skops.io.dump(FunctionTransformer(os.system), folder / "model.skops")
+    skops.io.dump(obj, folder / "model.skops")
     digest = hashlib.sha256((folder / "model.skops").read_bytes()).hexdigest()
     meta = {"format": 2, "kind": "skops", "sha256": digest, "files": {"model.skops": digest}}
     (folder / "meta.json").write_text(json.dumps(meta))
+
+
+def test_a_skops_file_with_a_function_is_refused(blobs, tmp_path) -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import FunctionTransformer, make_pipeline
+
+    X, y = blobs
+    # Functions from trusted-looking packages chain into code execution; none is trusted.
+    chain = make_pipeline(FunctionTransformer(np.round), LogisticRegression()).fit(X, y)
+    _forged(tmp_path / "evil", chain)
+    with pytest.raises(DataError) as info:
+        load_model(tmp_path / "evil")
+    message = str(info.value)
+    assert message.startswith(
+        f"Model artifact {tmp_path / 'evil'}: model.skops holds types that are not on the "
+        "allow-list ("
+    )
+    assert "numpy." in message.split("allow-list (")[1]
+
+
+def test_a_skops_file_with_another_estimator_is_refused(blobs, tmp_path) -> None:
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, y = blobs
+    _forged(tmp_path / "other", DecisionTreeClassifier().fit(X, y))
+    with pytest.raises(DataError) as info:
+        load_model(tmp_path / "other")
+    assert "model.skops holds" in str(info.value)
+    assert "it is refused" in str(info.value)
+
+
+def test_a_malformed_torch_artifact_is_refused_not_crashed(blobs, tmp_path) -> None:
+    import hashlib
+    import json
+
+    X, y = blobs
+    folder = save_model(train_target("mlp", X, y, random_state=0), tmp_path / "m")
+    spec = json.loads((folder / "model.json").read_text())
+    spec["params"]["bogus"] = 1
+    (folder / "model.json").write_text(json.dumps(spec))
+    meta = json.loads((folder / "meta.json").read_text())
+    meta["files"]["model.json"] = hashlib.sha256((folder / "model.json").read_bytes()).hexdigest()
+    (folder / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(DataError) as info:
         load_model(folder)
-    assert str(info.value).startswith(
-        f"Model artifact {folder}: model.skops holds types that are not on the allow-list ("
-    )
-    assert "posix.system" in str(info.value)
+    assert str(info.value).startswith(f"Model artifact {folder} is malformed (TypeError: ")
 
 
 def test_the_encoder_is_saved_safely_and_reproduces_the_encoding(tmp_path) -> None:

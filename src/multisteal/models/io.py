@@ -53,9 +53,26 @@ CANNOT_SAVE = (
     "supported ({problem})."
 )
 
-#: Types a skops file may hold beyond skops's own defaults (checked by exact name or prefix).
-_TRUSTED_PREFIXES = ("sklearn.", "numpy.")
-_TRUSTED_NAMES = frozenset({"multisteal.data.preprocessing.TabularPreprocessor"})
+#: The only types a skops file may hold beyond skops's own defaults, by exact name: what
+#: :func:`save_model` writes for the zoo's scikit-learn families and the encoder. No function
+#: is ever trusted (a function reference is how a crafted file would run code).
+_TRUSTED_TYPES = frozenset(
+    {
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        "multisteal.data.preprocessing.TabularPreprocessor",
+    }
+)
+#: What the top-level object of each skops file must be.
+_MODEL_TYPES = (
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
+)
+_ENCODER_TYPES = ("multisteal.data.preprocessing.TabularPreprocessor",)
+UNEXPECTED_OBJECT = (
+    "Model artifact {path}: {file} holds a {cls}, not one of the types multisteal saves there "
+    "({expected}); it is refused."
+)
+MALFORMED = "Model artifact {path} is malformed ({problem}); it is refused."
 
 
 def _sha256(path: Path) -> str:
@@ -165,16 +182,22 @@ def _verified(folder: Path, record: dict[str, Any], name: str) -> Path:
     return file
 
 
-def _load_skops(folder: Path, file: Path) -> Any:
+def _load_skops(folder: Path, file: Path, expected: tuple[str, ...]) -> Any:
     import skops.io
 
     untrusted = skops.io.get_untrusted_types(file=file)
-    refused = [
-        t for t in untrusted if t not in _TRUSTED_NAMES and not t.startswith(_TRUSTED_PREFIXES)
-    ]
+    refused = [t for t in untrusted if t not in _TRUSTED_TYPES]
     if refused:
         raise DataError(UNTRUSTED.format(path=folder, file=file.name, types=", ".join(refused)))
-    return skops.io.load(file, trusted=list(untrusted))
+    loaded = skops.io.load(file, trusted=list(untrusted))
+    name = f"{type(loaded).__module__}.{type(loaded).__qualname__}"
+    if name not in expected:
+        raise DataError(
+            UNEXPECTED_OBJECT.format(
+                path=folder, file=file.name, cls=name, expected=", ".join(expected)
+            )
+        )
+    return loaded
 
 
 def load_model(path: str | Path) -> Classifier:
@@ -182,6 +205,17 @@ def load_model(path: str | Path) -> Classifier:
     folder = Path(path)
     record = read_metadata(folder)
     files = {name: _verified(folder, record, name) for name in record["files"]}
+    try:
+        return _load_verified(folder, record, files)
+    except DataError:
+        raise
+    except Exception as exc:  # a checksummed but malformed artifact: refuse, never crash
+        raise DataError(
+            MALFORMED.format(path=folder, problem=f"{type(exc).__name__}: {exc}")
+        ) from exc
+
+
+def _load_verified(folder: Path, record: dict[str, Any], files: dict[str, Path]) -> Classifier:
     if record.get("kind") == "torch":
         spec = json.loads(files[TORCH_PARAMS].read_text())
         params = dict(spec["params"])
@@ -198,7 +232,7 @@ def load_model(path: str | Path) -> Classifier:
         model.classes_ = np.arange(n_classes)
         model.loss_curve_ = list(spec["loss_curve_"])
         return model
-    loaded: Classifier = _load_skops(folder, files[SKOPS_MODEL])
+    loaded: Classifier = _load_skops(folder, files[SKOPS_MODEL], _MODEL_TYPES)
     return loaded
 
 
@@ -208,4 +242,12 @@ def load_encoder(path: str | Path) -> Any:
     record = read_metadata(folder)
     if SKOPS_ENCODER not in record["files"]:
         raise DataError(NO_ENCODER.format(path=folder, file=SKOPS_ENCODER))
-    return _load_skops(folder, _verified(folder, record, SKOPS_ENCODER))
+    file = _verified(folder, record, SKOPS_ENCODER)
+    try:
+        return _load_skops(folder, file, _ENCODER_TYPES)
+    except DataError:
+        raise
+    except Exception as exc:
+        raise DataError(
+            MALFORMED.format(path=folder, problem=f"{type(exc).__name__}: {exc}")
+        ) from exc
