@@ -204,6 +204,104 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str, int]] = [
         2,
     ),
     (
+        "csv-ragged-row",
+        lambda t: ["audit", *_csv_args(_ragged(t)), *FAST],
+        "Error: loans.csv is not a well-formed CSV file (Error tokenizing data. C error: Expected "
+        "22 fields in line 4, saw 23); check its separator (a comma is expected) and that every "
+        "row has the header's number of fields.",
+        2,
+    ),
+    (
+        "csv-wrong-codec",
+        lambda t: ["audit", *_csv_args(_csv(t, lambda f: f)), "--encoding", "utf-16", *FAST],
+        "Error: loans.csv cannot be read as utf-16 text (UTF-16 stream does not start with BOM); "
+        "check --encoding.",
+        2,
+    ),
+    (
+        "csv-numerical-label",
+        lambda t: ["audit", *_csv_args(_csv(t, lambda f: f)), "--numerical", "credit", *FAST],
+        "Error: Column 'credit' is the label of loans.csv; it cannot be a numerical feature too.",
+        2,
+    ),
+    (
+        "csv-numerical-text-column",
+        lambda t: ["audit", *_csv_args(_csv(t, lambda f: f)), "--numerical", "purpose", *FAST],
+        "Error: --numerical purpose: no value of column 'purpose' in loans.csv is a number",
+        2,
+    ),
+    (
+        "csv-eight-percent-stray-strings",
+        lambda t: ["audit", *_csv_args(_csv(t, _many_stray)), *FAST],
+        "Error: Column 'num_dependents' of loans.csv is numeric except for 80 value(s) such as '?'",
+        2,
+    ),
+    (
+        "csv-option-on-a-bundled-dataset",
+        lambda t: ["audit", "--dataset", "german_credit", "--label", "nope", *FAST],
+        "Error: Invalid configuration: - config: label applies to a CSV file (--csv), not to a "
+        "bundled dataset.",
+        2,
+    ),
+    (
+        "yaml-not-utf8",
+        lambda t: ["run", str(_bytes(t / "c.yaml", b"dataset: g\xe9rman\n"))],
+        "Error: Cannot read configuration {tmp}/c.yaml: 'utf-8' codec can't decode byte 0xe9",
+        2,
+    ),
+    (
+        "yaml-negative-stage-seed",
+        lambda t: ["run", str(_yaml(t, {"stage_seeds": {"split": -1}}))],
+        "Error: Invalid configuration: - stage_seeds: Seeds must be whole numbers >= 0, got -1.",
+        2,
+    ),
+    (
+        "yaml-unknown-surrogate-parameter",
+        lambda t: ["run", str(_yaml(t, {"surrogate_params": {"bogus": 1}}))],
+        "Error: Invalid configuration: - config: surrogate_params: TorchMLPClassifier.__init__() "
+        "got an unexpected keyword argument 'bogus'",
+        2,
+    ),
+    (
+        "force-on-a-folder-that-is-not-a-run",
+        lambda t: [
+            "audit",
+            "--dataset",
+            "german_credit",
+            *FAST,
+            "--force",
+            "--out",
+            str(_touch(t / "thesis" / "thesis.tex").parent),
+        ],
+        "Error: --out {tmp}/thesis is not a multisteal run folder (no config.yaml or run.log in "
+        "it): --force only replaces earlier runs. Choose a new folder.",
+        2,
+    ),
+    (
+        "out-is-a-symlink",
+        lambda t: ["audit", "--dataset", "german_credit", *FAST, "--out", str(_link(t))],
+        "Error: --out {tmp}/link is a symbolic link; give the folder it points to.",
+        2,
+    ),
+    (
+        "report-corrupt-members",
+        lambda t: [
+            "report",
+            str(
+                _corrupt_run(
+                    t,
+                    "seed,budget,epsilon,reference,dataset,target,attack,output,surrogate,"
+                    "explorer,criterion,positive_class,n_candidates,surrogate_agreement,set_size\n"
+                    "0,60,0.02,target,d,mlp,pool,probabilities,mlp,dropout,transcript,good,5,0.8,3\n",
+                    members="budget\n60\n",
+                )
+            ),
+        ],
+        "Error: {tmp}/run/members.csv is not a multisteal table (missing columns: seed, epsilon); "
+        "re-run the audit, or restore the file.",
+        2,
+    ),
+    (
         "data-dir-missing",
         lambda t: ["audit", "--dataset", "adult", "--data-dir", str(t / "nowhere"), *FAST],
         "Error: Invalid configuration: - config: data_dir {tmp}/nowhere is not an existing folder.",
@@ -259,7 +357,9 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str, int]] = [
         "report-results-missing-columns",
         lambda t: ["report", str(_corrupt_run(t, "seed,budget\n0,60\n"))],
         "Error: {tmp}/run/results.csv is not a multisteal results table (missing columns: "
-        "epsilon, reference, surrogate_agreement, set_size); re-run the audit, or restore the file.",
+        "epsilon, reference, dataset, target, attack, output, surrogate, explorer, criterion, "
+        "positive_class, n_candidates, surrogate_agreement, set_size); re-run the audit, or "
+        "restore the file.",
         2,
     ),
     (
@@ -277,6 +377,31 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str, int]] = [
         2,
     ),
 ]
+
+
+def _ragged(folder: Path) -> Path:
+    path = _csv(folder, lambda f: f)
+    lines = path.read_text().splitlines()
+    lines[3] += ",extra"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _many_stray(frame: pd.DataFrame) -> pd.DataFrame:
+    frame["num_dependents"] = frame["num_dependents"].astype(object)
+    frame.loc[frame.index[::12][:80], "num_dependents"] = "?"  # 8 % of the rows
+    return frame
+
+
+def _bytes(path: Path, content: bytes) -> Path:
+    path.write_bytes(content)
+    return path
+
+
+def _link(folder: Path) -> Path:
+    (folder / "real").mkdir()
+    (folder / "link").symlink_to(folder / "real")
+    return folder / "link"
 
 
 def _touch(path: Path) -> Path:
@@ -321,6 +446,7 @@ def test_a_read_only_out_is_refused_before_any_work(tmp_path) -> None:
 def test_force_replaces_an_old_run_instead_of_mixing_into_it(tmp_path) -> None:
     out = tmp_path / "run"
     out.mkdir()
+    (out / "config.yaml").write_text("dataset: german_credit\n")  # an earlier run
     (out / "summary.md").write_text("an old summary")
     (out / "stale.png").write_text("old figure")
     args = ["audit", "--dataset", "german_credit", *FAST, "--out", str(out)]
@@ -418,30 +544,34 @@ def test_a_three_class_csv_is_audited_favourable_against_the_rest(tmp_path) -> N
     path = _csv(tmp_path, lambda f: f.drop(columns="credit").assign(risk=risk))
     out = tmp_path / "run"
     args = ["audit", "--csv", str(path), "--label", "risk", "--sensitive", "gender"]
-    result = runner.invoke(app, [*args, "--positive-label", "low", *FAST, "--out", str(out)])
+    # "high" is class 0 of (high, low, medium): an implementation that ignored the favourable
+    # class, or compared raw labels with pos_label=1, would measure "low" instead.
+    result = runner.invoke(app, [*args, "--positive-label", "high", *FAST, "--out", str(out)])
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert (
-        "Fairness treats `low` as the favourable class and compares it against the other 2 "
+        "Fairness treats `high` as the favourable class and compares it against the other 2 "
         "classes together." in text
     )
     samples = np.load(out / "samples.npz")
-    y, t, g = (
-        samples["seed0/y"],
-        samples["seed0/target_decisions"],
-        samples["seed0/sensitive/gender"],
-    )
+    y, t = samples["seed0/y"], samples["seed0/target_decisions"]
+    g = samples["seed0/sensitive/gender"]
     assert set(np.unique(y)) == {0, 1, 2}
-    favourable = 1  # classes in sorted order: high, low, medium
+    favourable = 0
     row = pd.read_csv(out / "results.csv").iloc[0]
-    rates = [np.mean(t[g == s] == favourable) for s in ("female", "male")]
-    assert row["demographic_parity_difference[gender]_target"] == pytest.approx(
-        abs(rates[0] - rates[1])
-    )
-    tpr = [np.mean(t[(g == s) & (y == favourable)] == favourable) for s in ("female", "male")]
-    assert row["true_positive_rate_difference[gender]_target"] == pytest.approx(
-        abs(tpr[0] - tpr[1])
-    )
+
+    def gap(values: list[float]) -> float:
+        return abs(values[0] - values[1])
+
+    def rate(cond: np.ndarray) -> list[float]:
+        return [np.mean(t[(g == s) & cond] == favourable) for s in ("female", "male")]
+
+    every = np.ones(len(y), dtype=bool)
+    tpr, fpr = gap(rate(y == favourable)), gap(rate(y != favourable))
+    assert row["demographic_parity_difference[gender]_target"] == pytest.approx(gap(rate(every)))
+    assert row["true_positive_rate_difference[gender]_target"] == pytest.approx(tpr)
+    assert row["false_positive_rate_difference[gender]_target"] == pytest.approx(fpr)
+    assert row["equalized_odds_difference[gender]_target"] == pytest.approx(max(tpr, fpr))
     rc = samples["seed0/b60/eps0.02/rashomon_capacity"]
     assert (rc >= 1 - 1e-9).all()
     assert (rc <= 3 + 1e-9).all()
@@ -535,7 +665,7 @@ def test_resume_refuses_another_configuration_or_a_changed_csv(tmp_path) -> None
     path.write_text(path.read_text().replace("female", "Female", 1))
     result = runner.invoke(app, [*args, "--resume"])
     assert result.exit_code == 2
-    assert f"Error: --resume: the CSV file {path} changed since the run in {out} started" in (
+    assert f"Error: --resume: {path} changed since the run in {out} started" in (
         " ".join(result.output.split())
     )
     # Nothing to finish: a complete run resumed recomputes nothing and stays the same.
@@ -579,3 +709,31 @@ def test_numerical_reads_a_column_with_stray_strings_and_reports_the_dropped_row
         ["audit", *_csv_args(path), "--categorical", "age", *FAST, "--out", str(tmp_path / "c")],
     )
     assert categorical.exit_code == 0, categorical.output
+
+
+def test_resume_refuses_a_run_whose_tables_are_damaged(tmp_path) -> None:
+    out = tmp_path / "run"
+    args = ["audit", "--dataset", "german_credit", *FAST, "--out", str(out)]
+    assert runner.invoke(app, args).exit_code == 0
+    for name in ("samples.npz", "members.csv"):
+        damaged = tmp_path / name
+        damaged.mkdir()
+        for item in out.iterdir():
+            if item.is_file() and item.name != name:
+                (damaged / item.name).write_bytes(item.read_bytes())
+        result = runner.invoke(app, [*args[:-1], str(damaged), "--resume"])
+        assert result.exit_code == 2, result.output
+        assert " ".join(result.output.split()) == (
+            f"Error: --resume needs a multisteal run in {damaged}, but {name} is missing or "
+            "unreadable."
+        )
+
+
+def test_a_continuous_attribute_is_refused_even_when_some_values_are_frequent(tmp_path) -> None:
+    path = _csv(tmp_path, lambda f: f.assign(age_years=f["age"]))
+    args = ["audit", "--csv", str(path), "--label", "credit", "--sensitive", "age_years"]
+    result = runner.invoke(
+        app, [*args, *FAST, "--split", "0.2,0.2,0.6", "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 2
+    assert "It looks continuous (" in " ".join(result.output.split())

@@ -50,7 +50,7 @@ CELLS = st.one_of(
 
 
 @st.composite
-def frames(draw: st.DrawFn) -> tuple[pd.DataFrame, str, bool]:
+def frames(draw: st.DrawFn) -> tuple[pd.DataFrame, str, str | None, list[str], bool]:
     n = draw(st.integers(0, 80))
     names = draw(st.lists(NAMES, min_size=1, max_size=3, unique=True))
     data: dict[str, list[object]] = {}
@@ -65,28 +65,46 @@ def frames(draw: st.DrawFn) -> tuple[pd.DataFrame, str, bool]:
     data["y"] = draw(st.lists(st.sampled_from(["no", "yes", "maybe"]), min_size=n, max_size=n))
     data["g"] = draw(st.lists(st.sampled_from(["f", "m", None]), min_size=n, max_size=n))
     encoding = draw(st.sampled_from(["utf-8", "latin-1", "utf-16"]))
-    return pd.DataFrame(data), encoding, draw(st.booleans())
+    # The user names an encoding (maybe the wrong one), or not.
+    told = draw(st.sampled_from([None, encoding, encoding, "utf-8", "latin-1", "utf-16"]))
+    column = names[0]
+    options = draw(
+        st.sampled_from(
+            [
+                [],
+                ["--numerical", column],
+                ["--categorical", column],
+                ["--max-categories", "2"],
+                ["--numerical", "y"],
+            ]
+        )
+    )
+    ragged = draw(st.sampled_from([False, False, False, True]))
+    return pd.DataFrame(data), encoding, told, options, ragged
 
 
 @settings(
-    max_examples=25,
+    max_examples=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(frames())
 def test_any_small_csv_succeeds_or_fails_with_a_message(
-    case: tuple[pd.DataFrame, str, bool],
+    case: tuple[pd.DataFrame, str, str | None, list[str], bool],
 ) -> None:
-    frame, encoding, tell = case
+    frame, encoding, told, options, ragged = case
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "data.csv"
         try:
             frame.to_csv(path, index=False, encoding=encoding)
+            if ragged:  # one row with a field too many
+                with path.open("a", encoding=encoding) as handle:
+                    handle.write(",".join(["1"] * (frame.shape[1] + 1)) + "\n")
         except UnicodeEncodeError:
             return  # the text cannot be written in this encoding at all: nothing to audit
-        args = ["audit", "--csv", str(path), "--label", "y", "--sensitive", "g", *QUICK]
-        if tell:  # the user names the file's encoding (or not)
-            args += ["--encoding", encoding]
+        args = ["audit", "--csv", str(path), "--label", "y", "--sensitive", "g", *QUICK, *options]
+        if told is not None:
+            args += ["--encoding", told]
         result = runner.invoke(app, [*args, "--out", str(Path(folder) / "run")])
     assert "Traceback" not in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), (

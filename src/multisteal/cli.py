@@ -46,6 +46,13 @@ OUT_NOT_EMPTY = (
 )
 FORCE_AND_RESUME = "Give --resume or --force, not both."
 OUT_NOT_WRITABLE = "Cannot write to --out {out}: {reason}."
+OUT_IS_LINK = "--out {out} is a symbolic link; give the folder it points to."
+NOT_A_RUN_FOLDER = (
+    "--out {out} is not a multisteal run folder (no config.yaml or run.log in it): --force only "
+    "replaces earlier runs. Choose a new folder."
+)
+RUN_MARKERS = ("config.yaml", "run.log")
+INTERNAL_ERROR = "Internal error ({kind}: {detail}). The traceback is in {log}; please report it."
 INTERRUPTED = "Interrupted (Ctrl-C)."
 TERMINATED = "Terminated (SIGTERM)."
 PARTIAL_NOTE = (
@@ -438,12 +445,19 @@ def _names(value: str | None) -> list[str] | None:
 def _prepare_out(out: Path, *, force: bool) -> None:
     """Check ``out`` can take a new run before any work: refuse a file, a non-empty folder
     without ``--force`` (which removes the old contents first) and a folder we cannot write."""
+    if out.is_symlink():
+        raise CLIError(OUT_IS_LINK.format(out=out))
     if out.exists() and not out.is_dir():
         raise CLIError(OUT_IS_FILE.format(out=out))
     if out.is_dir() and any(out.iterdir()):
         if not force:
             raise CLIError(OUT_NOT_EMPTY.format(out=out))
-        shutil.rmtree(out)
+        if not any((out / name).is_file() for name in RUN_MARKERS):
+            raise CLIError(NOT_A_RUN_FOLDER.format(out=out))  # --force replaces runs only
+        try:
+            shutil.rmtree(out)
+        except OSError as exc:
+            raise CLIError(OUT_NOT_WRITABLE.format(out=out, reason=exc.strerror or exc)) from None
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".write-test"
@@ -651,6 +665,14 @@ def _execute(
         if not finished and created is not None:
             shutil.rmtree(created, ignore_errors=True)  # nothing to keep: leave no folder behind
         raise _fail(message, code=code) from None
+    except Exception as exc:  # a bug, not bad input: keep what is finished and say where to look
+        import traceback
+
+        log.write("internal error:\n" + traceback.format_exc())
+        message = INTERNAL_ERROR.format(kind=type(exc).__name__, detail=exc, log=out / RUN_LOG)
+        if finished:
+            message += "\n" + PARTIAL_KEPT.format(out=out, budgets="; ".join(finished))
+        raise _fail(message, code=1) from None
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)

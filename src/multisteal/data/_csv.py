@@ -45,6 +45,16 @@ NOT_UTF8_MSG = (
     "encoding, e.g. --encoding latin-1."
 )
 UNKNOWN_ENCODING_MSG = "Unknown text encoding {encoding!r} for {file}."
+BAD_TEXT_MSG = "{file} cannot be read as {encoding} text ({problem}); check --encoding."
+MALFORMED_CSV_MSG = (
+    "{file} is not a well-formed CSV file ({problem}); check its separator (a comma is "
+    "expected) and that every row has the header's number of fields."
+)
+IS_LABEL_MSG = "Column {column!r} is the label of {file}; it cannot be a {kind} feature too."
+NO_NUMBERS_MSG = (
+    "--numerical {column}: no value of column {column!r} in {file} is a number (e.g. {values}); "
+    "it is a categorical or text column."
+)
 DUPLICATE_COLUMNS_MSG = "{file} has duplicate column names: {columns}. Rename them first."
 INFINITE_MSG = (
     "Column {column!r} of {file} has {count} infinite value(s) (first at row {row}); replace or "
@@ -89,7 +99,7 @@ def _refuse_stray_strings(series: pd.Series, column: str, file: str) -> None:
         return
     parsed = pd.to_numeric(present.astype(str), errors="coerce")
     stray = present[parsed.isna()]
-    if 0 < len(stray) <= 0.05 * len(present):
+    if 0 < len(stray) < 0.5 * len(present):  # mostly numbers: a text column would be wrong
         examples = ", ".join(repr(v) for v in list(dict.fromkeys(stray.astype(str)))[:5])
         raise DataError(
             STRAY_STRINGS_MSG.format(
@@ -163,8 +173,13 @@ def load_csv(
                 position=exc.start,
             )
         ) from None
+    except UnicodeError as exc:  # e.g. a UTF-16 codec on a file without a byte-order mark
+        raise DataError(BAD_TEXT_MSG.format(file=file, encoding=encoding, problem=exc)) from None
     except LookupError:
         raise DataError(UNKNOWN_ENCODING_MSG.format(encoding=encoding, file=file)) from None
+    except pd.errors.ParserError as exc:
+        problem = str(exc).strip().splitlines()[-1]
+        raise DataError(MALFORMED_CSV_MSG.format(file=file, problem=problem)) from None
     names = [str(c) for c in header.iloc[0].tolist()]
     duplicates = sorted({c for c in names if names.count(c) > 1})
     if duplicates:
@@ -183,12 +198,16 @@ def load_csv(
                 SENSITIVE_NOT_FOUND_MSG.format(column=column, file=file, columns=columns)
             )
     for column in categorical or ():
-        if column not in raw.columns or column == label:
+        if column == label:
+            raise DataError(IS_LABEL_MSG.format(column=column, file=file, kind="categorical"))
+        if column not in raw.columns:
             raise DataError(
                 CATEGORICAL_NOT_FOUND_MSG.format(column=column, file=file, columns=columns)
             )
     for column in numerical or ():
-        if column not in raw.columns or column == label:
+        if column == label:
+            raise DataError(IS_LABEL_MSG.format(column=column, file=file, kind="numerical"))
+        if column not in raw.columns:
             raise DataError(
                 NUMERICAL_NOT_FOUND_MSG.format(column=column, file=file, columns=columns)
             )
@@ -199,6 +218,9 @@ def load_csv(
         present = raw[column].notna()
         coerced = pd.to_numeric(raw[column], errors="coerce")
         bad = present & coerced.isna()
+        if present.any() and coerced.notna().sum() == 0:
+            examples = ", ".join(repr(v) for v in raw.loc[present, column].astype(str).head(3))
+            raise DataError(NO_NUMBERS_MSG.format(column=column, file=file, values=examples))
         if bad.any():
             examples = ", ".join(
                 repr(v) for v in list(dict.fromkeys(raw.loc[bad, column].astype(str)))[:5]

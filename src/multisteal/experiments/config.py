@@ -226,9 +226,11 @@ class AuditConfig(_Strict):
     @field_validator("stage_seeds")
     @classmethod
     def _stage_seeds(cls, value: dict[str, int]) -> dict[str, int]:
-        for name in value:
+        for name, seed in value.items():
             if name not in STAGES:
                 raise ValueError(UNKNOWN_STAGE.format(name=name, available=", ".join(STAGES)))
+            if seed < 0:
+                raise ValueError(NEGATIVE_SEED.format(seed=seed))
         return value
 
     @model_validator(mode="before")
@@ -245,10 +247,18 @@ class AuditConfig(_Strict):
             raise ValueError(NO_DATA)
         if self.data_dir is not None and not Path(self.data_dir).expanduser().is_dir():
             raise ValueError(NO_DATA_DIR.format(path=self.data_dir))
-        if self.csv is None and self.categorical is not None:
-            raise ValueError(CSV_ONLY.format(option="categorical"))
-        if self.csv is None and self.numerical is not None:
-            raise ValueError(CSV_ONLY.format(option="numerical"))
+        if self.csv is None:
+            given = {
+                "label": self.label is not None,
+                "sensitive": self.sensitive is not None,
+                "categorical": self.categorical is not None,
+                "numerical": self.numerical is not None,
+                "encoding": self.encoding != "utf-8",
+            }
+            for option, present in given.items():
+                if present:
+                    raise ValueError(CSV_ONLY.format(option=option))
+        _check_surrogate_params(self.surrogate_params)
         if self.csv is None and self.dataset is None:
             raise ValueError(NO_DATA)
         if self.csv is not None and (not self.label or not self.sensitive):
@@ -344,6 +354,19 @@ def config_error_message(error: ValidationError) -> str:
     return INVALID_CONFIG.format(details="\n".join(lines))
 
 
+BAD_SURROGATE_PARAMS = "surrogate_params: {error}"
+
+
+def _check_surrogate_params(surrogate: dict[str, Any]) -> None:
+    """Unknown model parameters are refused now, not after the target has been trained."""
+    from multisteal.models.mlp import TorchMLPClassifier
+
+    try:
+        TorchMLPClassifier(**surrogate)
+    except TypeError as exc:
+        raise ValueError(BAD_SURROGATE_PARAMS.format(error=exc)) from None
+
+
 PATH_FIELDS = ("csv", "data_dir", "target_path")
 
 
@@ -370,8 +393,8 @@ def load_config(source: dict[str, Any] | str | Path) -> AuditConfig:
         path = Path(source)
         base = path.resolve().parent
         try:
-            data = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as exc:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
             raise ConfigError(f"Cannot read configuration {path}: {exc}") from exc
         if not isinstance(data, dict):
             raise ConfigError(

@@ -97,11 +97,11 @@ def _check_groups(dataset: TabularDataset, rows: NDArray[np.int64], minimum: int
         values = dataset.sensitive[attribute].iloc[rows].astype(str)
         counts = values.value_counts()
         large = int((counts >= minimum).sum())
-        if large >= 2:
+        numeric = bool(pd.to_numeric(values, errors="coerce").notna().mean() > 0.95)
+        continuous = numeric and len(counts) > 10  # checked first: a few large values do not
+        if large >= 2 and not continuous:  # make a continuous attribute a grouping
             usable = True
             continue
-        numeric = bool(pd.to_numeric(values, errors="coerce").notna().mean() > 0.95)
-        continuous = numeric and len(counts) > 10
         message = TOO_FEW_GROUPS.format(
             attribute=attribute,
             n_groups=len(counts),

@@ -31,8 +31,8 @@ CONFIG_CHANGED = (
     "{fields}. Run with the same settings, or start anew with --force."
 )
 INPUT_CHANGED = (
-    "--resume: the CSV file {csv} changed since the run in {out} started (SHA-256 {now} "
-    "instead of {then}). Start anew with --force."
+    "--resume: {csv} changed since the run in {out} started (SHA-256 {now} instead of {then}). "
+    "Start anew with --force."
 )
 #: Settings that change how a run is computed, not what it computes.
 EXECUTION_ONLY = ("workers", "threads")
@@ -59,9 +59,14 @@ def file_sha256(path: str | Path) -> str:
 
 
 def _inputs(config: AuditConfig) -> dict[str, str]:
-    if config.csv is None:
-        return {}
-    return {"csv": str(config.csv), "csv_sha256": file_sha256(config.csv)}
+    """What a run reads besides its configuration, with checksums (``--resume`` checks them)."""
+    out: dict[str, str] = {}
+    if config.csv is not None:
+        out |= {"csv": str(config.csv), "csv_sha256": file_sha256(config.csv)}
+    if config.target_path is not None and (Path(config.target_path) / "meta.json").is_file():
+        meta = Path(config.target_path) / "meta.json"
+        out |= {"target": str(config.target_path), "target_sha256": file_sha256(meta)}
+    return out
 
 
 def check_resumable(config: AuditConfig, out: str | Path) -> None:
@@ -77,14 +82,20 @@ def check_resumable(config: AuditConfig, out: str | Path) -> None:
     changed = sorted(k for k in new if old.get(k) != new[k])
     if changed:
         raise ConfigError(CONFIG_CHANGED.format(out=folder, fields=", ".join(changed)))
-    if config.csv is not None:
+    now = _inputs(config)
+    if now:
         try:
-            then = json.loads((folder / INPUTS_FILE).read_text()).get("csv_sha256")
+            then = json.loads((folder / INPUTS_FILE).read_text())
         except (OSError, json.JSONDecodeError):
             raise ConfigError(NOT_A_RUN.format(out=folder, file=INPUTS_FILE)) from None
-        now = file_sha256(config.csv)
-        if now != then:
-            raise ConfigError(INPUT_CHANGED.format(csv=config.csv, out=folder, now=now, then=then))
+        for key in ("csv", "target"):
+            digest = f"{key}_sha256"
+            if digest in now and now[digest] != then.get(digest):
+                raise ConfigError(
+                    INPUT_CHANGED.format(
+                        csv=now[key], out=folder, now=now[digest], then=then.get(digest)
+                    )
+                )
 
 
 def read_result(config: AuditConfig, out: str | Path) -> dict[int, AuditResult]:
@@ -93,22 +104,28 @@ def read_result(config: AuditConfig, out: str | Path) -> dict[int, AuditResult]:
 
     def table(name: str) -> pd.DataFrame:
         path = folder / name
-        if not path.is_file():
-            return pd.DataFrame()
         try:
             if name.endswith(".parquet"):
                 return pd.read_parquet(path)
             return pd.read_csv(path)
-        except (pd.errors.EmptyDataError, ValueError, OSError):
-            return pd.DataFrame()
+        except pd.errors.EmptyDataError:
+            return pd.DataFrame()  # written empty (e.g. no baselines): nothing was lost
+        except (ValueError, OSError, UnicodeDecodeError):
+            raise ConfigError(NOT_A_RUN.format(out=folder, file=name)) from None
 
     results = table("results.parquet")
     if results.empty:
         return {}
     members, baselines, log = table("members.csv"), table("baselines.csv"), table("query_log.csv")
     timings = table("timings.csv")
-    with np.load(folder / "samples.npz") as archive:
-        samples = {key: archive[key] for key in archive.files}
+    for name, frame in (("members.csv", members), ("query_log.csv", log)):
+        if frame.empty or "seed" not in frame:
+            raise ConfigError(NOT_A_RUN.format(out=folder, file=name))
+    try:
+        with np.load(folder / "samples.npz") as archive:
+            samples = {key: archive[key] for key in archive.files}
+    except (OSError, ValueError):
+        raise ConfigError(NOT_A_RUN.format(out=folder, file="samples.npz")) from None
     parts: dict[int, AuditResult] = {}
     for seed in sorted(int(s) for s in results["seed"].unique()):
         prefix = f"seed{seed}/"
@@ -152,7 +169,7 @@ def write_run(result: AuditResult, out: str | Path) -> Path:
         tmp.replace(final)
 
     atomic("config.yaml", lambda p: p.write_text(result.config.to_yaml()))
-    if result.config.csv is not None and not (folder / INPUTS_FILE).is_file():
+    if _inputs(result.config) and not (folder / INPUTS_FILE).is_file():
         # Recorded once, when the run starts writing: --resume checks the file is unchanged.
         atomic(INPUTS_FILE, lambda p: p.write_text(json.dumps(_inputs(result.config), indent=2)))
     atomic("results.csv", lambda p: result.results.to_csv(p, index=False))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -105,6 +106,9 @@ def _finished(previous: AuditResult | None) -> frozenset[int]:
 
 
 def _worker_init(threads: int) -> None:
+    # Ctrl-C reaches the whole process group: the parent handles it (workers finish or are
+    # cancelled), so a worker neither prints a traceback nor dies mid-seed.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ["MKL_NUM_THREADS"] = str(threads)
     import torch
@@ -186,12 +190,17 @@ def run_audit(
                 done.append(before)
                 continue
             futures[pool.submit(_one_seed, config.for_seed(seed), skip)] = seed
-        for future in as_completed(futures):
-            done.append(merge_previous(previous.get(futures[future]), future.result()))
-            if progress is not None:
-                progress(f"seed {futures[future]} finished")
-            if on_seed is not None:
-                on_seed(futures[future])
-            if checkpoint is not None:
-                checkpoint(combine_results(config, done))
+        try:
+            for future in as_completed(futures):
+                seed = futures[future]
+                done.append(merge_previous(previous.get(seed), future.result()))
+                if progress is not None:
+                    progress(f"seed {seed} finished")
+                if on_seed is not None:
+                    on_seed(seed)
+                if checkpoint is not None:
+                    checkpoint(combine_results(config, done))
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # seeds not started are dropped
+            raise
     return combine_results(config, done)

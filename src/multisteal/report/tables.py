@@ -45,14 +45,46 @@ class RunTables:
 
 
 def _read(path: Path) -> pd.DataFrame:
+    """An optional table of a run: empty when absent or written empty, refused when corrupt."""
+    if not path.is_file():
+        return pd.DataFrame()
     try:
-        return pd.read_csv(path)
+        frame = pd.read_csv(path)
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
+        raise DataError(NOT_TABLE.format(file=path, problem=problem)) from None
+    missing = [c for c in REQUIRED.get(path.name, ()) if c not in frame.columns]
+    if missing:
+        problem = f"missing columns: {', '.join(missing)}"
+        raise DataError(NOT_TABLE.format(file=path, problem=problem))
+    return frame
 
 
 #: Columns without which a results table is not a multisteal one.
-REQUIRED_RESULTS = ("seed", "budget", "epsilon", "reference", "surrogate_agreement", "set_size")
+REQUIRED_RESULTS = (
+    "seed",
+    "budget",
+    "epsilon",
+    "reference",
+    "dataset",
+    "target",
+    "attack",
+    "output",
+    "surrogate",
+    "explorer",
+    "criterion",
+    "positive_class",
+    "n_candidates",
+    "surrogate_agreement",
+    "set_size",
+)
+REQUIRED = {
+    "members.csv": ("seed", "budget", "epsilon"),
+    "baselines.csv": ("seed", "baseline", "baseline_reference", "epsilon", "reference"),
+}
+NOT_TABLE = "{file} is not a multisteal table ({problem}); re-run the audit, or restore the file."
 NOT_RESULTS = (
     "{file} is not a multisteal results table ({problem}); re-run the audit, or restore the file."
 )
@@ -79,11 +111,10 @@ def read_run(folder: str | Path) -> RunTables:
     if missing or results.empty:
         problem = f"missing columns: {', '.join(missing)}" if missing else "no rows"
         raise DataError(NOT_RESULTS.format(file=file, problem=problem))
-    baselines = path / "baselines.csv"
     return RunTables(
         results=results,
         members=_read(path / "members.csv"),
-        baselines=_read(baselines) if baselines.is_file() else pd.DataFrame(),
+        baselines=_read(path / "baselines.csv"),
     )
 
 
