@@ -197,22 +197,17 @@ def load_csv(
             raise DataError(
                 SENSITIVE_NOT_FOUND_MSG.format(column=column, file=file, columns=columns)
             )
-    for column in categorical or ():
-        if column == label:
-            raise DataError(IS_LABEL_MSG.format(column=column, file=file, kind="categorical"))
-        if column not in raw.columns:
-            raise DataError(
-                CATEGORICAL_NOT_FOUND_MSG.format(column=column, file=file, columns=columns)
-            )
-    for column in numerical or ():
-        if column == label:
-            raise DataError(IS_LABEL_MSG.format(column=column, file=file, kind="numerical"))
-        if column not in raw.columns:
-            raise DataError(
-                NUMERICAL_NOT_FOUND_MSG.format(column=column, file=file, columns=columns)
-            )
-        if column in (categorical or ()):
-            raise DataError(BOTH_KINDS_MSG.format(column=column))
+    for kind, named, not_found in (
+        ("categorical", categorical or (), CATEGORICAL_NOT_FOUND_MSG),
+        ("numerical", numerical or (), NUMERICAL_NOT_FOUND_MSG),
+    ):
+        for column in named:
+            if column == label:
+                raise DataError(IS_LABEL_MSG.format(column=column, file=file, kind=kind))
+            if column not in raw.columns:
+                raise DataError(not_found.format(column=column, file=file, columns=columns))
+    for column in set(categorical or ()) & set(numerical or ()):
+        raise DataError(BOTH_KINDS_MSG.format(column=column))
     notes: list[str] = []
     for column in numerical or ():
         present = raw[column].notna()
@@ -263,8 +258,8 @@ def load_csv(
 
     # Columns the user named keep the kind they were given; the others are inferred from their
     # values, refusing numbers with a few stray strings (a silent many-way categorical).
-    named = set(categorical or ()) | set(numerical or ())
-    inferred = {c for c in feature_columns if c not in named and _is_categorical_dtype(raw[c])}
+    given = set(categorical or ()) | set(numerical or ())
+    inferred = {c for c in feature_columns if c not in given and _is_categorical_dtype(raw[c])}
     for column in sorted(inferred):
         _refuse_stray_strings(raw[column], column, file)
     cat_set = inferred | set(categorical or ())
