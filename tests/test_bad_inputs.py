@@ -302,6 +302,21 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str, int]] = [
         2,
     ),
     (
+        "csv-utf-16-without-encoding",
+        lambda t: ["audit", *_csv_args(_csv(t, lambda f: f, encoding="utf-16")), *FAST],
+        "Error: loans.csv is not valid utf-8 text (byte 0xff at position 0); give its encoding, "
+        "e.g. --encoding utf-16.",
+        2,
+    ),
+    (
+        "csv-sensitive-all-missing",
+        lambda t: ["audit", *_csv_args(_csv(t, lambda f: f.assign(gender=None))), *FAST],
+        "Error: Sensitive attribute 'gender' has 1 group(s) on the 200 evaluation rows, and 1 of "
+        "them have 20 rows or more (--min-group-size): no fairness difference can be computed. "
+        "The column has no values there (all missing): choose another sensitive column.",
+        2,
+    ),
+    (
         "data-dir-missing",
         lambda t: ["audit", "--dataset", "adult", "--data-dir", str(t / "nowhere"), *FAST],
         "Error: Invalid configuration: - config: data_dir {tmp}/nowhere is not an existing folder.",

@@ -42,7 +42,7 @@ POSITIVE_LABEL_NOT_FOUND_MSG = (
 )
 NOT_UTF8_MSG = (
     "{file} is not valid {encoding} text (byte {byte} at position {position}); give its "
-    "encoding, e.g. --encoding latin-1."
+    "encoding, e.g. --encoding {suggestion}."
 )
 UNKNOWN_ENCODING_MSG = "Unknown text encoding {encoding!r} for {file}."
 BAD_TEXT_MSG = "{file} cannot be read as {encoding} text ({problem}); check --encoding."
@@ -165,12 +165,14 @@ def load_csv(
     except pd.errors.EmptyDataError as exc:
         raise DataError(EMPTY_FILE_MSG.format(file=file)) from exc
     except UnicodeDecodeError as exc:
+        utf16 = exc.start == 0 and bytes(exc.object[:2]) in (b"\xff\xfe", b"\xfe\xff")
         raise DataError(
             NOT_UTF8_MSG.format(
                 file=file,
                 encoding=encoding,
                 byte=f"0x{exc.object[exc.start]:02x}",
                 position=exc.start,
+                suggestion="utf-16" if utf16 else "latin-1",
             )
         ) from None
     except UnicodeError as exc:  # e.g. a UTF-16 codec on a file without a byte-order mark

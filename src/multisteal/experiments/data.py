@@ -15,6 +15,7 @@ from multisteal.data import (
     load_dataset,
     split_dataset,
 )
+from multisteal.data._csv import MISSING_CATEGORY
 from multisteal.errors import ConfigError
 from multisteal.experiments.config import AuditConfig
 
@@ -42,6 +43,7 @@ CONTINUOUS_HINT = (
     "bands)."
 )
 SMALL_GROUPS_HINT = " Give a larger evaluation part with --split, or lower --min-group-size."
+ALL_MISSING_HINT = " The column has no values there (all missing): choose another sensitive column."
 ONE_CLASS_PART = (
     "The split leaves {part} with {rows} row(s) of {classes} class: a target cannot be trained "
     "or measured on it. Give larger sizes with --split."
@@ -108,7 +110,11 @@ def _check_groups(dataset: TabularDataset, rows: NDArray[np.int64], minimum: int
             rows=len(values),
             large=large,
             minimum=minimum,
-            hint=CONTINUOUS_HINT.format(n_groups=len(counts)) if continuous else SMALL_GROUPS_HINT,
+            hint=CONTINUOUS_HINT.format(n_groups=len(counts))
+            if continuous
+            else ALL_MISSING_HINT
+            if set(counts.index) == {MISSING_CATEGORY}
+            else SMALL_GROUPS_HINT,
         )
         if continuous:
             raise ConfigError(message)
