@@ -137,16 +137,14 @@ class EvaluationContext:
             f"{column}_reference": per_member[column].to_numpy(dtype=np.float64)[0]
             for column in self.target_fairness
         }
-        n_duplicates = (
-            int(per_member["copies"].sum() - len(per_member)) if "copies" in per_member else 0
-        )
+        # Candidates arrive de-duplicated (distinct_candidates): "copies" counts the candidates
+        # each distinct member stands for.
+        n_candidates = int(per_member["copies"].sum())
         base: dict[str, Any] = {
             **extra,
-            "n_candidates": int(per_member["copies"].sum())
-            if "copies" in per_member
-            else len(per_member),
+            "n_candidates": n_candidates,
             "n_distinct": len(per_member),
-            "n_duplicates": n_duplicates,
+            "n_duplicates": n_candidates - len(per_member),
             "evaluation_rows": len(data.y_eval),
             "n_classes": data.dataset.n_classes,
             "min_group_size": self.config.min_group_size,
@@ -176,7 +174,7 @@ class EvaluationContext:
             frame.insert(0, "epsilon", eps)
             member_frames.append(frame)
             set_row = {**base, "epsilon": eps, "set_size": size}
-            set_row["set_copies"] = int(frame["copies"].sum()) if "copies" in frame else size
+            set_row["set_copies"] = int(frame["copies"].sum())
             set_row.update(self._set_metrics(size, frame))
             if size:
                 P_R, d_R = P[members], d[members]

@@ -105,6 +105,15 @@ def _finished(previous: AuditResult | None) -> frozenset[int]:
     return frozenset(int(b) for b in previous.results["budget"].unique())
 
 
+def _complete(previous: AuditResult | None, config: AuditConfig) -> bool:
+    """Whether a resumed seed already has every budget and its baselines: nothing to rerun."""
+    return (
+        previous is not None
+        and _finished(previous) >= set(config.budgets)
+        and not previous.baselines.empty
+    )
+
+
 def _worker_init(threads: int) -> None:
     # Ctrl-C reaches the whole process group: the parent handles it (workers finish or are
     # cancelled), so a worker neither prints a traceback nor dies mid-seed.
@@ -158,8 +167,7 @@ def run_audit(
                     merged = merge_previous(before, result)
                     checkpoint(combine_results(config, [*done, merged]))
 
-            skip = _finished(before)
-            if skip >= set(config.budgets) and before is not None and not before.baselines.empty:
+            if before is not None and _complete(before, config):
                 done.append(before)  # finished before: nothing to recompute
             else:
                 fresh = run_single_audit(
@@ -168,7 +176,7 @@ def run_audit(
                     target=target,
                     progress=progress,
                     checkpoint=partial,
-                    skip_budgets=skip,
+                    skip_budgets=_finished(before),
                 )
                 done.append(merge_previous(before, fresh))
             if on_seed is not None:
@@ -185,11 +193,10 @@ def run_audit(
         futures = {}
         for seed in seeds:
             before = previous.get(seed)
-            skip = _finished(before)
-            if skip >= set(config.budgets) and before is not None and not before.baselines.empty:
+            if before is not None and _complete(before, config):
                 done.append(before)
                 continue
-            futures[pool.submit(_one_seed, config.for_seed(seed), skip)] = seed
+            futures[pool.submit(_one_seed, config.for_seed(seed), _finished(before))] = seed
         try:
             for future in as_completed(futures):
                 seed = futures[future]
