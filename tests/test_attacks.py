@@ -1,12 +1,21 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from multisteal.attacks import PoolAttack, SyntheticAttack, make_attack, sample_marginals
+from multisteal.attacks import (
+    MarginalsAttack,
+    PoolAttack,
+    SyntheticAttack,
+    make_attack,
+    sample_marginals,
+)
 from multisteal.attacks.pool import POOL_TOO_SMALL
+from multisteal.data.inputs import TabularSpec
 from multisteal.errors import InvalidInputError
 from multisteal.models import train_target
+from multisteal.models.zoo import make_pipeline
 from multisteal.query import LocalQueryAPI
 
 
@@ -51,6 +60,23 @@ def test_synthetic_rows_follow_marginals_and_keep_one_hot_blocks(rng) -> None:
     assert 0.25 < consistent.mean() < 0.45
 
 
+def test_marginals_attack_on_records_keeps_each_column_marginal(rng) -> None:
+    pool = pd.DataFrame({"a": ["x"] * 50 + ["y"] * 50, "b": np.r_[np.zeros(50), np.ones(50)]})
+    target = make_pipeline(
+        "logistic", TabularSpec.from_frame(pool, categorical=["a"], numerical=["b"])
+    )
+    target.fit(pool, (pool["b"] > 0.5).astype(int))
+    spec = TabularSpec.from_frame(pool, categorical=["a"], numerical=["b"])
+    api = LocalQueryAPI(target, budget=400, input_spec=spec)
+    transcript = MarginalsAttack(pool).run(api, 400, rng=rng)
+    queries = transcript.queries
+    assert list(queries.columns) == ["a", "b"]
+    assert 0.4 < (queries["a"] == "x").mean() < 0.6
+    # the columns are drawn independently: "x" rows are not all b == 0 any more
+    assert 0.3 < queries.loc[queries["a"] == "x", "b"].mean() < 0.7
+    assert api.ledger.used == 400
+
+
 def test_synthetic_attack_groups_must_cover_columns(rng) -> None:
     with pytest.raises(InvalidInputError, match="cover each of the 3 columns exactly once"):
         sample_marginals(np.zeros((4, 3)), 2, rng=rng, feature_groups=[np.array([0, 1])])
@@ -78,4 +104,7 @@ def test_holdout_split(target, blobs, rng) -> None:
 def test_unknown_attack() -> None:
     with pytest.raises(InvalidInputError) as info:
         make_attack("jacobian", pool=np.zeros((2, 2)))
-    assert str(info.value) == "Unknown attack 'jacobian'. Available attacks: pool, synthetic."
+    assert (
+        str(info.value)
+        == "Unknown attack 'jacobian'. Available attacks: pool, synthetic, marginals."
+    )

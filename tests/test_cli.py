@@ -89,8 +89,13 @@ def test_saved_target_scores_raw_rows_like_the_audit(german_run) -> None:
     samples = np.load(out / "samples.npz")
     evaluation = samples["seed0/evaluation_index"]
     assert evaluation.shape == (200,)
-    scores = target.predict_proba(encoder.transform(ds.features.iloc[evaluation]))
+    # The saved target is one artifact that takes raw records, as the service did.
+    raw = ds.features.iloc[evaluation].reset_index(drop=True)
+    scores = target.predict_proba(raw)
     np.testing.assert_allclose(scores, samples["seed0/target_probabilities"], atol=1e-12)
+    # Its encoder, loaded alone, is the one inside it.
+    inner = target.model_.predict_proba(encoder.transform(raw))
+    np.testing.assert_allclose(inner, scores, atol=1e-12)
 
 
 def test_samples_are_per_individual(german_run) -> None:
@@ -150,7 +155,8 @@ def _error(args: list[str]) -> str:
 
 def test_cli_errors_are_clear(tmp_path) -> None:
     assert _error(["--dataset", "mnist"]) == (
-        "Error: Unknown dataset 'mnist'. Available datasets: adult, compas, german_credit."
+        "Error: Unknown dataset 'mnist'. Available datasets: adult, breastmnist, compas, eec, "
+        "german_credit, pneumoniamnist, rotten_tomatoes, sst2."
     )
     assert _error(["--budget", "0"]) == (
         "Error: Invalid configuration: - budgets: Budget must be a positive whole number of rows, got 0."
@@ -166,7 +172,7 @@ def test_cli_errors_are_clear(tmp_path) -> None:
     )
     assert _error(["--target", "forest"]) == (
         "Error: Invalid configuration: - target: Unknown model 'forest'. Available models: "
-        "logistic, mlp, torch-logistic, gboost."
+        "logistic, mlp, torch-logistic, gboost, cnn, tfidf-logistic, minilm-mlp."
     )
     assert _error(["--budget", "10,ten"]) == (
         "Error: --budget must be comma-separated whole numbers, got '10,ten'."

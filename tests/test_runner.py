@@ -280,7 +280,7 @@ def test_a_saved_target_can_be_attacked_again(german, tmp_path, monkeypatch) -> 
     def no_training(*args, **kwargs):
         raise AssertionError("the saved target must be loaded, not retrained")
 
-    monkeypatch.setattr(runner_module, "train_target", no_training)
+    monkeypatch.setattr(runner_module._Audit, "_train_target", no_training)
     loaded = config.model_copy(
         update={
             "target_path": tmp_path / "first" / "target",

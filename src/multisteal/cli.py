@@ -117,13 +117,36 @@ DATA, TARGET, API, ATTACK, SURROGATE, EXPLORER, METRICS, RUN = (
 def audit(
     dataset: Annotated[
         str | None,
-        typer.Option(help="Bundled dataset: adult, compas, german_credit.", rich_help_panel=DATA),
+        typer.Option(
+            help="Bundled dataset: adult, compas, german_credit (tabular); breastmnist, "
+            "pneumoniamnist (images); sst2, rotten_tomatoes (text). Default: adult.",
+            rich_help_panel=DATA,
+        ),
     ] = None,
     csv: Annotated[
-        Path | None, typer.Option(help="Your own data as a CSV file.", rich_help_panel=DATA)
+        Path | None, typer.Option(help="Your own records as a CSV file.", rich_help_panel=DATA)
+    ] = None,
+    images: Annotated[
+        Path | None,
+        typer.Option(
+            help="Your own images as an .npz file: x (n,H,W) or (n,H,W,C), y (n,), optional "
+            "groups (n,).",
+            rich_help_panel=DATA,
+        ),
+    ] = None,
+    text_csv: Annotated[
+        Path | None,
+        typer.Option(
+            help="Your own texts as a CSV file (with --text-column and --label).",
+            rich_help_panel=DATA,
+        ),
+    ] = None,
+    text_column: Annotated[
+        str | None, typer.Option(help="Text column of --text-csv.", rich_help_panel=DATA)
     ] = None,
     label: Annotated[
-        str | None, typer.Option(help="Label column of --csv.", rich_help_panel=DATA)
+        str | None,
+        typer.Option(help="Label column of --csv or --text-csv.", rich_help_panel=DATA),
     ] = None,
     positive_label: Annotated[
         str | None,
@@ -135,7 +158,10 @@ def audit(
     ] = None,
     sensitive: Annotated[
         str | None,
-        typer.Option(help="Sensitive columns of --csv, comma-separated.", rich_help_panel=DATA),
+        typer.Option(
+            help="Sensitive columns of --csv or --text-csv, comma-separated.",
+            rich_help_panel=DATA,
+        ),
     ] = None,
     categorical: Annotated[
         str | None,
@@ -168,15 +194,45 @@ def audit(
         Path | None, typer.Option(help="Folder with dataset files.", rich_help_panel=DATA)
     ] = None,
     split: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="target-train,pool,evaluation sizes (fractions or row counts).",
+            help="target-train,pool,evaluation sizes (fractions or row counts). Default "
+            "0.4,0.4,0.2 of all rows; with an official split (MedMNIST, SST-2) 0.5,0.5 of the "
+            "official train part and all of its test part.",
             rich_help_panel=DATA,
         ),
-    ] = "0.4,0.4,0.2",
+    ] = None,
+    official_split: Annotated[
+        bool | None,
+        typer.Option(
+            "--official-split/--no-official-split",
+            help="Use the dataset's official train/val/test split (default: when it has one).",
+            rich_help_panel=DATA,
+        ),
+    ] = None,
+    pool_dataset: Annotated[
+        str | None,
+        typer.Option(
+            help="Another dataset as the attacker's pool (out of distribution, the Knockoff "
+            "setting), e.g. pneumoniamnist for a breastmnist target, rotten_tomatoes for sst2.",
+            rich_help_panel=DATA,
+        ),
+    ] = None,
+    probe: Annotated[
+        str,
+        typer.Option(
+            help="Bias probe scored by every member: auto (EEC for text), eec, none.",
+            rich_help_panel=DATA,
+        ),
+    ] = "auto",
     target: Annotated[
-        str, typer.Option(help="Target model: logistic, mlp, gboost.", rich_help_panel=TARGET)
-    ] = "mlp",
+        str | None,
+        typer.Option(
+            help="Target model: logistic, mlp, torch-logistic, gboost (tabular); cnn (images); "
+            "tfidf-logistic, minilm-mlp (text). Default: mlp / cnn / tfidf-logistic.",
+            rich_help_panel=TARGET,
+        ),
+    ] = None,
     load_target: Annotated[
         Path | None,
         typer.Option(
@@ -193,7 +249,11 @@ def audit(
         int, typer.Option(help="Decimals of the rounded output.", rich_help_panel=API)
     ] = 2,
     attack: Annotated[
-        str, typer.Option(help="Attack: pool, synthetic.", rich_help_panel=ATTACK)
+        str,
+        typer.Option(
+            help="Attack: pool, synthetic (from the input spec), marginals.",
+            rich_help_panel=ATTACK,
+        ),
     ] = "pool",
     budget: Annotated[
         str, typer.Option(help="Query budgets in rows, comma-separated.", rich_help_panel=ATTACK)
@@ -203,8 +263,13 @@ def audit(
         typer.Option(help="Held-out share of the transcript.", rich_help_panel=ATTACK),
     ] = 0.2,
     surrogate: Annotated[
-        str, typer.Option(help="Surrogate: mlp, logistic.", rich_help_panel=SURROGATE)
-    ] = "mlp",
+        str | None,
+        typer.Option(
+            help="Surrogate (a model family of the data's modality; logistic is the torch one). "
+            "Default: mlp / cnn / minilm-mlp.",
+            rich_help_panel=SURROGATE,
+        ),
+    ] = None,
     labels: Annotated[
         str, typer.Option(help="Surrogate labels: auto, hard, soft.", rich_help_panel=SURROGATE)
     ] = "auto",
@@ -361,8 +426,13 @@ def audit(
             else None
         )
         raw: dict[str, Any] = {
-            "dataset": dataset if (dataset or csv) else "adult",
+            "dataset": dataset if (dataset or csv or images or text_csv) else "adult",
             "csv": csv,
+            "images": images,
+            "text_csv": text_csv,
+            "text_column": text_column,
+            "pool_dataset": pool_dataset,
+            "probe": probe,
             "label": label,
             "positive_label": positive_label,
             "sensitive": _names(sensitive),
@@ -371,7 +441,7 @@ def audit(
             "encoding": encoding,
             "max_categories": max_categories,
             "data_dir": data_dir,
-            "split": _split(split),
+            "split": {**(_split(split) if split else {}), "official": official_split},
             "target": target,
             "target_path": load_target,
             "attack": attack,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+import pandas as pd
 from numpy.typing import NDArray
 
+from multisteal.data.inputs import concat_inputs, n_inputs, take_inputs
 from multisteal.errors import InvalidInputError
 from multisteal.query.api import QueryAPI
 from multisteal.query.outputs import Answer
@@ -23,23 +25,31 @@ HOLDOUT_TOO_SMALL = (
 
 @dataclass(frozen=True)
 class Transcript:
-    """The attacker's record: the rows it sent and the answers it got (row-aligned)."""
+    """The attacker's record: the inputs it sent and the answers it got (aligned).
 
-    queries: NDArray[np.float64]
+    ``queries`` are raw inputs of any modality (a DataFrame of records, an image array, an
+    object array of texts) or, against an encoded-vector API, a float matrix.
+    """
+
+    queries: pd.DataFrame | NDArray[Any]
     answers: Answer
+    source_index: NDArray[np.int64] | None = None
+    """Positions in the attacker's pool of the queried inputs (``None`` when they were made up,
+    e.g. drawn from the input spec)."""
 
     def __post_init__(self) -> None:
-        if self.queries.shape[0] != len(self.answers):
+        if n_inputs(self.queries) != len(self.answers):
             raise InvalidInputError(
-                f"Transcript has {self.queries.shape[0]} queries but {len(self.answers)} answers."
+                f"Transcript has {n_inputs(self.queries)} queries but {len(self.answers)} answers."
             )
 
     def __len__(self) -> int:
-        return int(self.queries.shape[0])
+        return n_inputs(self.queries)
 
     def take(self, indices: NDArray[np.int64]) -> Transcript:
         """The transcript restricted to ``indices``."""
-        return Transcript(self.queries[indices], self.answers.take(indices))
+        source = None if self.source_index is None else self.source_index[indices]
+        return Transcript(take_inputs(self.queries, indices), self.answers.take(indices), source)
 
     def holdout_split(
         self, fraction: float, *, rng: np.random.Generator
@@ -68,12 +78,18 @@ class Attack(Protocol):
     def run(self, api: QueryAPI, budget: int, *, rng: np.random.Generator) -> Transcript: ...
 
 
-def query_in_batches(api: QueryAPI, X: NDArray[np.float64], *, batch_size: int) -> Transcript:
-    """Send ``X`` to ``api`` in batches and collect the transcript."""
+def query_in_batches(
+    api: QueryAPI, X: pd.DataFrame | NDArray[Any], *, batch_size: int
+) -> Transcript:
+    """Send the inputs ``X`` to ``api`` in batches and collect the transcript."""
+    n = n_inputs(X)
     answers: list[Answer] = []
-    for start in range(0, X.shape[0], batch_size):
-        answers.append(api.query(X[start : start + batch_size]))
-    return Transcript(X, _concat(answers))
+    parts = []
+    for start in range(0, n, batch_size):
+        part = take_inputs(X, np.arange(start, min(start + batch_size, n)))
+        answers.append(api.query(part))
+        parts.append(part)
+    return Transcript(concat_inputs(parts) if len(parts) > 1 else parts[0], _concat(answers))
 
 
 def _concat(answers: list[Answer]) -> Answer:

@@ -1,11 +1,19 @@
-"""The ``synthetic`` attack: rows drawn from per-feature marginals of the pool, no real rows."""
+"""Attacks that hold no real inputs of the target's distribution.
+
+* ``synthetic`` — inputs drawn from the target's published input spec (uniformly over each
+  column's categories and range, or uniform-noise images): the attacker knows only the domain.
+* ``marginals`` — inputs whose columns are independent draws from the pool's per-column
+  marginals: the attacker knows each feature's distribution but not their dependence.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+import pandas as pd
 from numpy.typing import NDArray
 
 from multisteal.attacks.base import Transcript, query_in_batches
@@ -13,24 +21,40 @@ from multisteal.errors import InvalidInputError
 from multisteal.query.api import QueryAPI
 from multisteal.query.ledger import check_budget
 
-__all__ = ["SyntheticAttack", "sample_marginals"]
+__all__ = ["MarginalsAttack", "SyntheticAttack", "sample_marginals"]
 
 BAD_GROUPS = "feature_groups must cover each of the {d} columns exactly once."
+NO_SPEC = (
+    "The synthetic attack draws inputs from the target's published input spec, but this API "
+    "publishes none (it takes encoded vectors); use the marginals attack with a pool instead."
+)
+NOT_TABULAR_MARGINALS = (
+    "The marginals attack draws each column of a record independently; it applies to tabular "
+    "pools (records or encoded vectors), not to {kind}."
+)
 
 
 def sample_marginals(
-    pool: NDArray[np.float64],
+    pool: pd.DataFrame | NDArray[np.float64],
     n: int,
     *,
     rng: np.random.Generator,
     feature_groups: Sequence[NDArray[np.int64]] | None = None,
-) -> NDArray[np.float64]:
+) -> Any:
     """Draw ``n`` rows whose features are independent draws from the pool's marginals.
 
-    Each group of columns (one original feature, e.g. a one-hot block) is copied as a unit from
-    an independently chosen pool row, so categorical blocks stay valid one-hot vectors while the
-    joint distribution across features is destroyed.
+    For a table of records each column is copied from an independently chosen pool row. For an
+    encoded matrix each group of columns (one original feature, e.g. a one-hot block) is copied
+    as a unit, so categorical blocks stay valid one-hot vectors while the joint distribution
+    across features is destroyed.
     """
+    if isinstance(pool, pd.DataFrame):
+        columns = {
+            name: pool[name].to_numpy()[rng.integers(0, len(pool), size=n)] for name in pool.columns
+        }
+        return pd.DataFrame(columns, columns=list(pool.columns))
+    if pool.ndim != 2:
+        raise InvalidInputError(NOT_TABULAR_MARGINALS.format(kind=f"arrays of shape {pool.shape}"))
     d = pool.shape[1]
     groups = (
         [np.array([j]) for j in range(d)]
@@ -48,15 +72,40 @@ def sample_marginals(
 
 
 @dataclass
-class SyntheticAttack:
-    """Query rows sampled from per-feature marginals of the attacker's pool."""
+class MarginalsAttack:
+    """Query rows sampled from per-column marginals of the attacker's pool."""
 
-    pool: NDArray[np.float64]
+    pool: pd.DataFrame | NDArray[np.float64]
+    feature_groups: Sequence[NDArray[np.int64]] | None = None
+    batch_size: int = 256
+    name: str = field(default="marginals", init=False)
+
+    def run(self, api: QueryAPI, budget: int, *, rng: np.random.Generator) -> Transcript:
+        budget = check_budget(budget)
+        X = sample_marginals(self.pool, budget, rng=rng, feature_groups=self.feature_groups)
+        return query_in_batches(api, X, batch_size=self.batch_size)
+
+
+@dataclass
+class SyntheticAttack:
+    """Query inputs drawn from the API's published input spec (no data needed).
+
+    Against an API that publishes no spec (encoded vectors), the pool's marginals are used as
+    the domain instead (``pool`` must then be given).
+    """
+
+    pool: pd.DataFrame | NDArray[np.float64] | None = None
     feature_groups: Sequence[NDArray[np.int64]] | None = None
     batch_size: int = 256
     name: str = field(default="synthetic", init=False)
 
     def run(self, api: QueryAPI, budget: int, *, rng: np.random.Generator) -> Transcript:
         budget = check_budget(budget)
-        X = sample_marginals(self.pool, budget, rng=rng, feature_groups=self.feature_groups)
+        spec = api.input_spec
+        if spec is not None:
+            X: Any = spec.sample(budget, rng)
+        elif self.pool is not None:
+            X = sample_marginals(self.pool, budget, rng=rng, feature_groups=self.feature_groups)
+        else:
+            raise InvalidInputError(NO_SPEC)
         return query_in_batches(api, X, batch_size=self.batch_size)

@@ -10,6 +10,12 @@ Typical use::
     pre = TabularPreprocessor().fit(train.features)  # fit on target-train rows only
     X_train = pre.transform(train.features)
 
+Every loaded dataset satisfies the :class:`Dataset` protocol: a :class:`TabularDataset`, an
+:class:`ImageDataset` (``breastmnist``, ``pneumoniamnist``, :func:`load_image_npz`) or a
+:class:`TextDataset` (``sst2``, ``rotten_tomatoes``, ``eec``, :func:`load_text_csv`), with the
+same labels, sensitive attributes and official split (``parts``); ``inputs`` holds the model
+inputs of each kind.
+
 Datasets are read from local copies first (``data_dir``, ``$MULTISTEAL_DATA``, the compact
 copies bundled with the package) and downloaded only when none is found; every file's SHA-256
 is checked.
@@ -18,8 +24,10 @@ is checked.
 from __future__ import annotations
 
 from multisteal.data._csv import load_csv
-from multisteal.data._dataset import TabularDataset
+from multisteal.data._dataset import MODALITIES, PART_NAMES, Dataset, Modality, TabularDataset
 from multisteal.data._files import CACHE_ENV, DATA_ENV, FileSpec
+from multisteal.data._images import ImageDataset, load_image_npz
+from multisteal.data._text import TextDataset, load_text_csv
 from multisteal.data.preprocessing import TabularPreprocessor
 from multisteal.data.registry import DATASETS, DatasetSpec, available_datasets, load_dataset
 from multisteal.data.splits import SPLIT_NAMES, Splits, split_dataset
@@ -28,14 +36,22 @@ __all__ = [
     "CACHE_ENV",
     "DATASETS",
     "DATA_ENV",
+    "MODALITIES",
+    "PART_NAMES",
     "SPLIT_NAMES",
+    "Dataset",
     "DatasetSpec",
     "FileSpec",
+    "ImageDataset",
+    "Modality",
     "Splits",
     "TabularDataset",
     "TabularPreprocessor",
+    "TextDataset",
     "available_datasets",
     "load_csv",
     "load_dataset",
+    "load_image_npz",
+    "load_text_csv",
     "split_dataset",
 ]

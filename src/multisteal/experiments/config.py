@@ -11,10 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from multisteal.attacks import ATTACKS, UNKNOWN_ATTACK
 from multisteal.errors import ConfigError, InvalidInputError
-from multisteal.models.zoo import MODELS, UNKNOWN_MODEL
+from multisteal.models.zoo import MODELS, UNKNOWN_MODEL, models_for, resolve_model_name
 from multisteal.query.ledger import BAD_BUDGET
 from multisteal.rashomon.base import BAD_EPSILON
 from multisteal.rashomon.dropout import DropoutExplorer
+from multisteal.surrogates import SURROGATES, UNKNOWN_SURROGATE
 
 __all__ = [
     "STAGES",
@@ -29,7 +30,26 @@ __all__ = [
 
 INVALID_CONFIG = "Invalid configuration:\n{details}"
 NO_DATA = (
-    "Give either a dataset name or a CSV file (with its label and sensitive columns), not both."
+    "Give one source of data: a dataset name (--dataset), a CSV file of records (--csv), an "
+    "image file (--images FILE.npz) or a text CSV (--text-csv); not several."
+)
+TEXT_CSV_NEEDS = "A text CSV needs --text-column (the texts) and --label (the label column)."
+NOT_FOR_IMAGES = (
+    "{option} does not apply to --images: the .npz file holds the labels (y) and the groups "
+    "(groups)."
+)
+WRONG_MODALITY = (
+    "{role} {name!r} takes {modalities} inputs, but {data} holds {modality} inputs. Choose one "
+    "of: {available}."
+)
+DROPOUT_NEEDS_TORCH = (
+    "The dropout explorer perturbs a torch network, and the surrogate {name!r} is not one. Use "
+    "--explorer retrain, or a torch surrogate for {modality} data: {available}."
+)
+SYNTHETIC_TEXT = (
+    "The synthetic attack draws inputs from the target's input spec, and a text spec has no "
+    "distribution to draw sentences from. Use --attack pool (with --pool-dataset for another "
+    "corpus)."
 )
 CSV_NEEDS_LABEL = (
     "A CSV file needs --label (the label column) and --sensitive (one or more sensitive columns)."
@@ -70,12 +90,33 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class SplitConfig(_Strict):
-    """Sizes of the target-train / attacker pool / evaluation parts (fractions or row counts)."""
+#: The sizes when none are given: of all rows, or (official split) of the official parts.
+DEFAULT_SPLIT = (0.4, 0.4, 0.2)
+DEFAULT_OFFICIAL_SPLIT = (0.5, 0.5, 1.0)
 
-    target_train: int | float = 0.4
-    pool: int | float = 0.4
-    evaluation: int | float = 0.2
+
+class SplitConfig(_Strict):
+    """Sizes of the target-train / attacker pool / evaluation parts (fractions or row counts).
+
+    Without an official split (``official`` false, or the data have none) the sizes are of all
+    rows (default 0.4 / 0.4 / 0.2). With the dataset's official split (``official`` unset and
+    the data have one — MedMNIST, SST-2 — or true), target-train and pool are drawn from the
+    official train part (default 0.5 / 0.5 of it, stratified and seeded), the evaluation rows
+    from the official test part (default all of it) and the official val part selects the
+    target's epochs.
+    """
+
+    target_train: int | float | None = None
+    pool: int | float | None = None
+    evaluation: int | float | None = None
+    official: bool | None = None
+
+    def sizes(self, official: bool) -> tuple[int | float, int | float, int | float]:
+        """The three sizes, the unset ones from the defaults of the split's kind."""
+        defaults = DEFAULT_OFFICIAL_SPLIT if official else DEFAULT_SPLIT
+        given = (self.target_train, self.pool, self.evaluation)
+        t, p, e = (d if v is None else v for v, d in zip(given, defaults, strict=True))
+        return t, p, e
 
 
 class DropoutConfig(_Strict):
@@ -134,6 +175,9 @@ class AuditConfig(_Strict):
 
     dataset: str | None = "adult"
     csv: Path | None = None
+    images: Path | None = None
+    text_csv: Path | None = None
+    text_column: str | None = None
     label: str | None = None
     positive_label: str | None = None
     sensitive: list[str] | None = None
@@ -144,6 +188,11 @@ class AuditConfig(_Strict):
     data_dir: Path | None = None
     split: SplitConfig = SplitConfig()
 
+    pool_dataset: str | None = None
+    probe: Literal["auto", "eec", "none"] = "auto"
+
+    # Unset: the modality's default (tabular mlp/mlp, image cnn/cnn, text tfidf-logistic/
+    # minilm-mlp); resolved when the configuration is built, so config.yaml records it.
     target: str = "mlp"
     target_params: dict[str, Any] = Field(default_factory=dict)
     target_path: Path | None = None
@@ -155,7 +204,7 @@ class AuditConfig(_Strict):
     decimals: int = Field(2, ge=0)
     holdout_fraction: float = 0.2
 
-    surrogate: Literal["mlp", "logistic"] = "mlp"
+    surrogate: str = "mlp"
     labels: Literal["auto", "hard", "soft"] = "auto"
     surrogate_params: dict[str, Any] = Field(default_factory=dict)
 
@@ -181,6 +230,13 @@ class AuditConfig(_Strict):
     def _target(cls, value: str) -> str:
         if value not in MODELS:
             raise ValueError(UNKNOWN_MODEL.format(name=value, available=", ".join(MODELS)))
+        return value
+
+    @field_validator("surrogate")
+    @classmethod
+    def _surrogate(cls, value: str) -> str:
+        if value not in SURROGATES:
+            raise ValueError(UNKNOWN_SURROGATE.format(name=value, available=", ".join(SURROGATES)))
         return value
 
     @field_validator("attack")
@@ -235,34 +291,78 @@ class AuditConfig(_Strict):
 
     @model_validator(mode="before")
     @classmethod
-    def _csv_replaces_the_default_dataset(cls, data: Any) -> Any:
-        # A configuration naming a CSV file and no dataset means the CSV, not the default Adult.
-        if isinstance(data, dict) and data.get("csv") is not None and "dataset" not in data:
-            return {**data, "dataset": None}
-        return data
+    def _modality_defaults(cls, data: Any) -> Any:
+        # A configuration naming a file and no dataset means the file, not the default Adult;
+        # unset target and surrogate are the modality's defaults.
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        if any(out.get(k) is not None for k in FILE_SOURCES) and "dataset" not in out:
+            out["dataset"] = None
+        modality = _modality_of(out)
+        defaults = MODALITY_DEFAULTS.get(modality, {})
+        for key, value in defaults.items():
+            if out.get(key) is None:
+                out[key] = value
+        return out
 
     @model_validator(mode="after")
     def _consistent(self) -> AuditConfig:
-        if self.csv is not None and self.dataset is not None:
+        sources = [self.dataset, self.csv, self.images, self.text_csv]
+        if sum(s is not None for s in sources) != 1:
             raise ValueError(NO_DATA)
         if self.data_dir is not None and not Path(self.data_dir).expanduser().is_dir():
             raise ValueError(NO_DATA_DIR.format(path=self.data_dir))
-        if self.csv is None:
-            given = {
-                "label": self.label is not None,
-                "sensitive": self.sensitive is not None,
-                "categorical": self.categorical is not None,
-                "numerical": self.numerical is not None,
-                "encoding": self.encoding != "utf-8",
-            }
-            for option, present in given.items():
-                if present:
-                    raise ValueError(CSV_ONLY.format(option=option))
-        _check_surrogate_params(self.surrogate_params)
-        if self.csv is None and self.dataset is None:
-            raise ValueError(NO_DATA)
+        given = {
+            "label": self.label is not None,
+            "sensitive": self.sensitive is not None,
+            "categorical": self.categorical is not None,
+            "numerical": self.numerical is not None,
+            "encoding": self.encoding != "utf-8",
+            "text_column": self.text_column is not None,
+        }
+        allowed = {
+            "csv": {"label", "sensitive", "categorical", "numerical", "encoding"},
+            "text_csv": {"label", "sensitive", "encoding", "text_column"},
+        }
+        source = next(k for k in (*FILE_SOURCES, "dataset") if getattr(self, k) is not None)
+        for option, present in given.items():
+            if present and option not in allowed.get(source, set()):
+                if source == "images":
+                    raise ValueError(NOT_FOR_IMAGES.format(option=option))
+                raise ValueError(CSV_ONLY.format(option=option))
         if self.csv is not None and (not self.label or not self.sensitive):
             raise ValueError(CSV_NEEDS_LABEL)
+        if self.text_csv is not None and (not self.label or not self.text_column):
+            raise ValueError(TEXT_CSV_NEEDS)
+        modality = self.modality
+        for role, name, surrogate in (
+            ("Target", self.target, False),
+            ("Surrogate", self.surrogate, True),
+        ):
+            family = MODELS[resolve_model_name(name, surrogate=surrogate)]
+            if modality not in family.modalities:
+                raise ValueError(
+                    WRONG_MODALITY.format(
+                        role=role,
+                        name=name,
+                        modalities="/".join(family.modalities),
+                        data=self.data_name,
+                        modality=modality,
+                        available=", ".join(models_for(modality)),
+                    )
+                )
+        if self.explorer == "dropout" and not self.surrogate_family.torch:
+            torch_ones = [n for n in models_for(modality) if MODELS[n].torch]
+            raise ValueError(
+                DROPOUT_NEEDS_TORCH.format(
+                    name=self.surrogate, modality=modality, available=", ".join(torch_ones)
+                )
+            )
+        if self.attack == "synthetic" and modality == "text":
+            raise ValueError(SYNTHETIC_TEXT)
+        if self.surrogate_family.name in ("mlp", "torch-logistic", "minilm-mlp"):
+            _check_surrogate_params(self.surrogate_params)
         if self.criterion.startswith("transcript") and not 0 < self.holdout_fraction < 1:
             raise ValueError(BAD_HOLDOUT.format(value=self.holdout_fraction))
         if self.criterion.startswith("transcript"):
@@ -295,11 +395,34 @@ class AuditConfig(_Strict):
         return self
 
     @property
+    def modality(self) -> str:
+        """The input modality of the data: ``tabular``, ``image`` or ``text``."""
+        return _modality_of(self.model_dump())
+
+    @property
+    def surrogate_family(self) -> Any:
+        """The zoo entry (:class:`~multisteal.models.ModelSpec`) of the surrogate."""
+        return MODELS[resolve_model_name(self.surrogate, surrogate=True)]
+
+    @property
     def surrogate_has_hidden_layers(self) -> bool:
         """Whether the attacker's surrogate has hidden layers (the logistic one has none)."""
-        if self.surrogate == "logistic":
+        if self.surrogate_family.name == "torch-logistic":
             return False
         return bool(self.surrogate_params.get("hidden_layer_sizes", (1,)))
+
+    @property
+    def split_sizes(self) -> tuple[int | float, int | float, int | float]:
+        """The split sizes of all rows (no official split)."""
+        return self.split.sizes(False)
+
+    def probe_enabled(self, modality: str) -> bool:
+        """Whether the EEC bias probe is scored (``auto``: for text data)."""
+        return self.probe == "eec" or (self.probe == "auto" and modality == "text")
+
+    def encoder_params(self) -> dict[str, Any]:
+        """Parameters of the encoders of target and surrogate pipelines."""
+        return {"max_categories": self.max_categories}
 
     @property
     def dropout_layers(self) -> Literal["all", "hidden"]:
@@ -338,7 +461,10 @@ class AuditConfig(_Strict):
 
     @property
     def data_name(self) -> str:
-        return self.dataset if self.dataset is not None else Path(str(self.csv)).stem
+        if self.dataset is not None:
+            return self.dataset
+        path = next(getattr(self, k) for k in FILE_SOURCES if getattr(self, k) is not None)
+        return Path(str(path)).stem
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
@@ -367,7 +493,28 @@ def _check_surrogate_params(surrogate: dict[str, Any]) -> None:
         raise ValueError(BAD_SURROGATE_PARAMS.format(error=exc)) from None
 
 
-PATH_FIELDS = ("csv", "data_dir", "target_path")
+PATH_FIELDS = ("csv", "images", "text_csv", "data_dir", "target_path")
+FILE_SOURCES: tuple[str, ...] = ("csv", "images", "text_csv")
+MODALITY_DEFAULTS: dict[str, dict[str, str]] = {
+    "tabular": {"target": "mlp", "surrogate": "mlp"},
+    "image": {"target": "cnn", "surrogate": "cnn"},
+    "text": {"target": "tfidf-logistic", "surrogate": "minilm-mlp"},
+}
+
+
+def _modality_of(data: dict[str, Any]) -> str:
+    """The modality a configuration mapping's data source has."""
+    if data.get("images") is not None:
+        return "image"
+    if data.get("text_csv") is not None:
+        return "text"
+    if data.get("csv") is not None:
+        return "tabular"
+    from multisteal.data.registry import DATASETS
+
+    name = data.get("dataset", "adult")
+    spec = DATASETS.get(str(name)) if name is not None else None
+    return str(getattr(spec, "modality", "tabular"))
 
 
 def _absolute_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:

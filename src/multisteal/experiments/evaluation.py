@@ -14,6 +14,7 @@ from multisteal import metrics
 from multisteal.experiments.config import AuditConfig
 from multisteal.experiments.data import PreparedData
 from multisteal.rashomon import Candidates
+from multisteal.rashomon.base import PROBE
 
 __all__ = [
     "EvaluationContext",
@@ -54,6 +55,9 @@ class EvaluationContext:
     target_bootstrap: dict[str, dict[str, float]]
     samples: dict[str, NDArray[Any]]
     excluded: str
+    capped: dict[str, int]
+    P_probe: NDArray[np.float64] | None
+    target_probe: dict[str, float]
 
     @classmethod
     def build(
@@ -63,7 +67,11 @@ class EvaluationContext:
         P_target: NDArray[np.float64],
         *,
         rng: np.random.Generator,
+        capped: dict[str, int] | None = None,
+        P_probe: NDArray[np.float64] | None = None,
     ) -> EvaluationContext:
+        """``capped``: the target encoder's categoricals whose rare values were grouped;
+        ``P_probe``: the target's probabilities on the bias probe's inputs (EEC)."""
         t = metrics.decisions(P_target)
         positive_rate = float(np.mean(t == data.dataset.positive_class))
         fairness = fairness_of_members(config, data, t[None, :])
@@ -96,8 +104,23 @@ class EvaluationContext:
                 data.sensitive_eval[column].astype(str).tolist(), dtype=np.str_
             )
         excluded = small_cells_note(data, config.min_group_size)
+        target_probe: dict[str, float] = {}
+        if P_probe is not None and data.probe is not None:
+            target_probe = {k: float(v[0]) for k, v in probe_gaps(P_probe[None], data).items()}
+            samples["probe_target_probabilities"] = P_probe
         return cls(
-            config, data, P_target, t, positive_rate, target_fairness, boot, samples, excluded
+            config,
+            data,
+            P_target,
+            t,
+            positive_rate,
+            target_fairness,
+            boot,
+            samples,
+            excluded,
+            dict(capped or {}),
+            P_probe,
+            target_probe,
         )
 
     def evaluate(
@@ -131,6 +154,9 @@ class EvaluationContext:
         )
         fairness.index = union
         per_member = per_member.join(fairness)
+        if PROBE in candidates.outputs and data.probe is not None:
+            for column, values in probe_gaps(candidates.output(PROBE), data).items():
+                per_member[column] = values
 
         s = d[0]
         reference_fairness = {
@@ -152,9 +178,12 @@ class EvaluationContext:
             "data_notes": "; ".join(data.dataset.notes) or "none",
             "capped_categories": "; ".join(
                 f"{column} ({n} values → {self.config.max_categories})"
-                for column, n in data.preprocessor.capped_.items()
+                for column, n in self.capped.items()
             )
             or "none",
+            "modality": data.modality,
+            "sensitive_attributes": ", ".join(map(str, data.sensitive_eval.columns)) or "none",
+            "pool_dataset": data.pool_name,
             "target_accuracy": metrics.accuracy(data.y_eval, self.t),
             "surrogate_accuracy": metrics.accuracy(data.y_eval, s),
             "surrogate_agreement": metrics.agreement(self.t, s),
@@ -189,6 +218,7 @@ class EvaluationContext:
                 for name, values in per_sample.items():
                     arrays[f"{set_key}/{name}"] = values
                 set_row.update(_sample_summaries(per_sample))
+                set_row.update(self._per_class(per_sample))
             for reference, r in (("target", self.t), ("surrogate", s)):
                 row = {**set_row, "reference": reference}
                 # The set's reference model is always a member, so ambiguity against r splits
@@ -205,8 +235,36 @@ class EvaluationContext:
                 rows.append(row)
         return rows, pd.concat(member_frames, ignore_index=True), arrays
 
+    def _per_class(self, per_sample: Mapping[str, NDArray[Any]]) -> dict[str, float]:
+        """Multiplicity among the evaluation rows of each true class (e.g. among malignant
+        cases): ambiguity against the target, mean disagreement and Rashomon Capacity."""
+        out: dict[str, float] = {}
+        y = self.data.y_eval
+        for c, name in enumerate(self.data.dataset.class_names):
+            rows = y == c
+            if not rows.any():
+                continue
+            label = f"[class={name}]"
+            out[f"ambiguity_vs_target{label}"] = float(
+                np.mean(per_sample["ambiguous_vs_target"][rows])
+            )
+            out[f"disagreement_mean{label}"] = float(np.mean(per_sample["disagreement"][rows]))
+            out[f"rashomon_capacity_mean{label}"] = float(
+                np.mean(per_sample["rashomon_capacity"][rows])
+            )
+            out[f"class_rows{label}"] = float(rows.sum())
+        return out
+
     def _set_metrics(self, size: int, frame: pd.DataFrame) -> dict[str, float]:
         out: dict[str, float] = {}
+        for column, target_value in self.target_probe.items():
+            if column not in frame:
+                continue
+            values = frame[column].to_numpy(dtype=np.float64)
+            out[f"{column}_target"] = target_value
+            out[f"{column}_min"] = float(values.min()) if size else float("nan")
+            out[f"{column}_max"] = float(values.max()) if size else float("nan")
+            out[f"{column}_range"] = float(values.max() - values.min()) if size else float("nan")
         for column in ("agreement", "accuracy", "probability_fidelity"):
             values = frame[column].to_numpy(dtype=np.float64)
             out[f"set_{column}_min"] = float(values.min()) if size else float("nan")
@@ -290,7 +348,7 @@ def fairness_of_members(
         matched_d = metrics.rate_matched_decisions(
             P, positive_rate=positive_rate, pos_label=pos_label
         )
-    frames = []
+    frames = [pd.DataFrame(index=range(len(d)))]  # no sensitive attribute: no column
     for attribute in data.sensitive_eval.columns:
         groups = data.sensitive_eval[attribute].astype(str).to_numpy()
 
@@ -316,3 +374,38 @@ def fairness_of_members(
                 matched.rename(columns={n: f"{n}[{attribute}]_{MATCHED}" for n in matched.columns})
             )
     return pd.concat([f.reset_index(drop=True) for f in frames], axis=1)
+
+
+PROBE_NONE = ("", "none", "nan")
+
+
+def probe_gaps(P: NDArray[np.float64], data: PreparedData) -> dict[str, NDArray[np.float64]]:
+    """Per member, the bias probe's gaps between groups, for each attribute of the probe.
+
+    For an attribute with two groups A < B (sorted names; rows without a group — EEC's
+    sentences with no race — are left out) the gaps are signed, A − B: ``probe_rate_gap`` in the
+    rate of the favourable decision and ``probe_score_gap`` in the mean favourable probability.
+    With more groups they are the largest minus the smallest group value. Shape ``(M,)`` each.
+    """
+    assert data.probe is not None
+    pos = data.dataset.positive_class
+    decided = (metrics.decisions(P) == pos).astype(np.float64)
+    scores = P[:, :, pos]
+    out: dict[str, NDArray[np.float64]] = {}
+    for attribute in data.probe.groups.columns:
+        groups = data.probe.groups[attribute].astype(str).to_numpy()
+        names = sorted(g for g in set(groups.tolist()) if g.strip().lower() not in PROBE_NONE)
+        if len(names) < 2:
+            continue
+        rates = np.stack([decided[:, groups == g].mean(axis=1) for g in names], axis=1)
+        means = np.stack([scores[:, groups == g].mean(axis=1) for g in names], axis=1)
+        if len(names) == 2:
+            label = f"{names[0]}-{names[1]}"
+            rate_gap, score_gap = rates[:, 0] - rates[:, 1], means[:, 0] - means[:, 1]
+        else:
+            label = "max-min"
+            rate_gap = rates.max(axis=1) - rates.min(axis=1)
+            score_gap = means.max(axis=1) - means.min(axis=1)
+        out[f"{data.probe.name}_rate_gap[{attribute}:{label}]"] = rate_gap
+        out[f"{data.probe.name}_score_gap[{attribute}:{label}]"] = score_gap
+    return out

@@ -194,6 +194,5 @@ def write_run(result: AuditResult, out: str | Path) -> Path:
             result.target,
             folder / "target",
             metadata=result.target_metadata,
-            encoder=result.preprocessor,
         )
     return folder

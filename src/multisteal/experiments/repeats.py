@@ -56,7 +56,6 @@ def combine_results(config: AuditConfig, parts: Sequence[AuditResult]) -> AuditR
         query_log=stack("query_log"),
         timings=timings,
         target=first.target,
-        preprocessor=first.preprocessor,
         target_metadata=first.target_metadata,
     )
 
@@ -94,7 +93,6 @@ def merge_previous(previous: AuditResult | None, new: AuditResult) -> AuditResul
         query_log=ordered(kept(previous.query_log, attacker_only=True), new.query_log),
         timings={**previous.timings, **new.timings},
         target=new.target,
-        preprocessor=new.preprocessor,
         target_metadata=new.target_metadata,
     )
 

@@ -25,15 +25,17 @@ import pandas as pd
 import torch
 from numpy.typing import NDArray
 
-from multisteal.attacks import Transcript, make_attack
+from multisteal.attacks import ATTACKS, Transcript, make_attack
 from multisteal.attacks.pool import POOL_TOO_SMALL
-from multisteal.data import TabularPreprocessor
+from multisteal.data.inputs import n_inputs
 from multisteal.errors import ConfigError, InvalidInputError
 from multisteal.experiments.config import AuditConfig
 from multisteal.experiments.data import PreparedData, prepare_data
 from multisteal.experiments.evaluation import EvaluationContext, SetSelection
 from multisteal.experiments.targets import check_target_metadata, target_family
-from multisteal.models import Classifier, TorchMLPClassifier, load_model, train_target
+from multisteal.models import Classifier, load_model
+from multisteal.models.pipeline import InputPipeline
+from multisteal.models.zoo import make_pipeline
 from multisteal.query import LocalQueryAPI
 from multisteal.rashomon import (
     Candidates,
@@ -45,7 +47,7 @@ from multisteal.rashomon import (
     distinct_candidates,
     rashomon_set,
 )
-from multisteal.rashomon.base import SELECTION
+from multisteal.rashomon.base import PROBE, SELECTION
 from multisteal.surrogates import fit_surrogate, surrogate_targets
 
 __all__ = ["AuditResult", "PreparedData", "make_explorer", "prepare_data", "run_single_audit"]
@@ -86,8 +88,8 @@ class AuditResult:
         (``attacker``, one API per budget; ``auditor``, the evaluation rows; ``baseline``, the
         whole pool for the explorer floor).
     timings : seconds spent per step (keys prefixed by the seed).
-    target : the first seed's target model (saved as an artifact with the run).
-    preprocessor : its encoder, fitted on that seed's target-train rows.
+    target : the first seed's target model, a raw-input model whose encoder was fitted on that
+        seed's target-train rows (saved as an artifact with the run).
     target_metadata : what the artifact's ``meta.json`` records about how it was trained.
     """
 
@@ -99,7 +101,6 @@ class AuditResult:
     query_log: pd.DataFrame
     timings: dict[str, float] = field(default_factory=dict)
     target: Classifier | None = None
-    preprocessor: TabularPreprocessor | None = None
     target_metadata: dict[str, Any] = field(default_factory=dict)
 
 
@@ -170,11 +171,17 @@ class _Audit:
         clock = time.perf_counter()
         say("loading data")
         data = data or prepare_data(config)
+        self.data = data
         clock = self._timed("data", clock)
-        if config.attack == "pool" and max(config.budgets) > len(data.X_pool):
+        attack = ATTACKS[config.attack]
+        try:
+            attack.check_modality(data.modality)
+        except InvalidInputError as exc:
+            raise ConfigError(str(exc)) from None
+        if config.attack == "pool" and max(config.budgets) > n_inputs(data.X_pool):
             # Checked before any work, so no budget's results are lost to a late failure.
             raise ConfigError(
-                POOL_TOO_SMALL.format(budget=max(config.budgets), size=len(data.X_pool))
+                POOL_TOO_SMALL.format(budget=max(config.budgets), size=n_inputs(data.X_pool))
             )
         if config.output == "top-k" and config.top_k > data.dataset.n_classes:
             raise ConfigError(TOP_K_TOO_LARGE.format(k=config.top_k, n=data.dataset.n_classes))
@@ -185,13 +192,7 @@ class _Audit:
             target = load_model(config.target_path)
         if target is None:
             say(f"training target ({config.target})")
-            target = train_target(
-                config.target,
-                data.X_target,
-                data.y_target,
-                random_state=config.stage_seed("target"),
-                **config.target_params,
-            )
+            target = self._train_target(config.target, config.stage_seed("target"))
         # The family of the model actually audited: recorded with a loaded artifact, else read
         # off the model (a target passed in may not be the configured family).
         self.family = str(metadata.get("family") or target_family(target))
@@ -207,20 +208,34 @@ class _Audit:
             "split": config.split.model_dump(),
             "split_seed": data.split_seed,
             "positive_class": data.dataset.positive_class,
-            "features": list(data.preprocessor.feature_names_out_),
+            "modality": data.modality,
+            "input_spec": data.input_spec.to_dict(),
+            "classes": [str(c) for c in data.dataset.class_names],
         }
         clock = self._timed("target", clock)
 
         # The auditor reaches the target through its own budgeted API too: no side door.
+        probe = data.probe.inputs if data.probe is not None else None
         auditor = LocalQueryAPI(
-            target, output="probabilities", budget=len(data.X_eval) + len(data.X_select)
+            target,
+            output="probabilities",
+            budget=n_inputs(data.X_eval)
+            + n_inputs(data.X_select)
+            + (0 if probe is None else n_inputs(probe)),
+            input_spec=data.input_spec,
         )
         P_target = _scores(auditor, data.X_eval)
-        self.P_select = _scores(auditor, data.X_select) if len(data.X_select) else None
+        self.P_select = _scores(auditor, data.X_select) if n_inputs(data.X_select) else None
+        P_probe = _scores(auditor, probe) if probe is not None else None
         self.logs.append(auditor.log.to_frame().assign(api="auditor", budget=0))
         baseline_rng = np.random.default_rng(config.stage_seed("baselines"))
         self.context = EvaluationContext.build(
-            config, data, P_target, rng=np.random.default_rng([config.stage_seed("baselines"), 1])
+            config,
+            data,
+            P_target,
+            rng=np.random.default_rng([config.stage_seed("baselines"), 1]),
+            capped=dict(getattr(getattr(target, "encoder_", None), "capped_", {}) or {}),
+            P_probe=P_probe,
         )
         self.explorer = make_explorer(config)
         clock = self._timed("auditor", clock)
@@ -244,13 +259,33 @@ class _Audit:
 
     # -- the stolen sets -------------------------------------------------------------------
 
-    def refit(self, part: Transcript, seed: int) -> TorchMLPClassifier:
+    def _train_target(self, family: str, seed: int) -> InputPipeline:
+        """The owner's model: the family's encoder and classifier, fitted on target-train (the
+        official val part, where the data have one, selects a torch model's epochs)."""
+        config, data = self.config, self.data
+        model = make_pipeline(
+            family,
+            data.input_spec,
+            n_classes=data.dataset.n_classes,
+            random_state=seed,
+            encoder_params=config.encoder_params(),
+            **config.target_params,
+        )
+        validation = None
+        if data.X_val is not None and data.y_val is not None:
+            validation = (data.X_val, data.y_val)
+        return model.fit(data.X_target, data.y_target, validation=validation)
+
+    def refit(self, part: Transcript, seed: int) -> Classifier:
+        """The attacker's surrogate, with its own encoder fitted on ``part`` only."""
         config = self.config
         return fit_surrogate(
             part,
             architecture=config.surrogate,
             labels=config.labels,
             random_state=seed,
+            input_spec=self.data.input_spec,
+            encoder_params=config.encoder_params(),
             **config.surrogate_params,
         )
 
@@ -265,10 +300,15 @@ class _Audit:
             budget=budget,
             k=config.top_k,
             decimals=config.decimals,
+            input_spec=data.input_spec,
         )
-        attack = make_attack(config.attack, pool=data.X_pool, feature_groups=data.feature_groups)
+        attack = make_attack(config.attack, pool=data.X_pool)
         transcript = attack.run(api, budget, rng=rng)
         self.logs.append(api.log.to_frame().assign(api="attacker", budget=budget))
+        if transcript.source_index is not None:  # where the queries came from (leakage checks)
+            self.context.samples[f"b{budget}/query_index"] = data.pool_index[
+                transcript.source_index
+            ]
         train_part, holdout = transcript.holdout_split(config.holdout_fraction, rng=rng)
         say(f"budget {budget}: surrogate ({config.surrogate})")
         surrogate = self.refit(train_part, config.stage_seed("surrogate"))
@@ -295,14 +335,16 @@ class _Audit:
 
     def _exploration(
         self,
-        reference: TorchMLPClassifier,
+        reference: Classifier,
         holdout: Transcript,
         train_part: Transcript,
         rng: np.random.Generator,
     ) -> ExplorationContext:
-        inputs = {"holdout": holdout.queries, "evaluation": self.data.X_eval}
-        if len(self.data.X_select):
+        inputs: dict[str, Any] = {"holdout": holdout.queries, "evaluation": self.data.X_eval}
+        if n_inputs(self.data.X_select):
             inputs[SELECTION] = self.data.X_select
+        if self.data.probe is not None:
+            inputs[PROBE] = self.data.probe.inputs
         return ExplorationContext(
             surrogate=reference, inputs=inputs, transcript=train_part, refit=self.refit, rng=rng
         )
@@ -332,7 +374,7 @@ class _Audit:
             and holdout is not None
             and holdout.answers.soft_targets() is None
         )
-        rows = len(self.data.X_select) if config.is_split_criterion else len(holdout or ())
+        rows = n_inputs(self.data.X_select) if config.is_split_criterion else len(holdout or ())
         scale = {
             "reference_loss": float(losses[config.criterion][0]),
             "criterion_step": 1.0 / rows if zero_one and rows else float("nan"),
@@ -364,9 +406,12 @@ class _Audit:
     def _explorer_floor(self) -> None:
         """The explorer, ε and criterion with no budget-limited stealing (see module doc)."""
         config, data = self.config, self.data
-        api = LocalQueryAPI(self.target, output="probabilities", budget=len(data.X_pool))
+        size = n_inputs(data.X_pool)
+        api = LocalQueryAPI(
+            self.target, output="probabilities", budget=size, input_spec=data.input_spec
+        )
         transcript = Transcript(data.X_pool, api.query(data.X_pool))
-        self.logs.append(api.log.to_frame().assign(api="baseline", budget=len(data.X_pool)))
+        self.logs.append(api.log.to_frame().assign(api="baseline", budget=size))
         # As many held-out rows as the stolen set has at the largest budget: the floor's ε-filter
         # then has the same resolution as the set it is compared with in the summary.
         rng = np.random.default_rng([config.stage_seed("baselines"), 2])
@@ -377,9 +422,7 @@ class _Audit:
         explorer_rng = np.random.default_rng([config.stage_seed("explorer"), 0])
         candidates: Candidates | None = None
         on = FLOOR_ON_TARGET
-        if isinstance(self.explorer, DropoutExplorer) and isinstance(
-            self.target, TorchMLPClassifier
-        ):
+        if isinstance(self.explorer, DropoutExplorer) and _has_module(self.target):
             try:
                 candidates = self.explorer.explore(
                     self._exploration(self.target, holdout, train_part, explorer_rng)
@@ -396,7 +439,7 @@ class _Audit:
             candidates,
             holdout,
             key="floor",
-            extra={"budget": len(data.X_pool), "holdout_size": len(holdout)},
+            extra={"budget": size, "holdout_size": len(holdout)},
         )
         self._baseline(FLOOR, on, rows, arrays)
 
@@ -410,11 +453,12 @@ class _Audit:
             if seed != own and seed not in seeds:
                 seeds.append(seed)
         outputs = [self.context.P_target]
+        probe_outputs = [self.context.P_probe] if self.context.P_probe is not None else None
         for seed in seeds:
-            model = train_target(
-                self.family, data.X_target, data.y_target, random_state=seed, **config.target_params
-            )
+            model = self._train_target(self.family, seed)
             outputs.append(np.asarray(model.predict_proba(data.X_eval), dtype=np.float64))
+            if probe_outputs is not None and data.probe is not None:
+                probe_outputs.append(model.predict_proba(data.probe.inputs))
         params = pd.DataFrame(
             {
                 "member": range(len(seeds) + 1),
@@ -423,9 +467,10 @@ class _Audit:
             }
         )
         params["explorer"] = OWNER
-        distinct, _ = distinct_candidates(
-            Candidates(OWNER, params, {"evaluation": np.stack(outputs)})
-        )
+        sets = {"evaluation": np.stack(outputs)}
+        if probe_outputs is not None:
+            sets[PROBE] = np.stack(probe_outputs)
+        distinct, _ = distinct_candidates(Candidates(OWNER, params, sets))
         everyone = SetSelection(float("nan"), np.arange(len(distinct), dtype=np.int64))
         rows, _, arrays = self.context.evaluate(
             distinct,
@@ -436,7 +481,7 @@ class _Audit:
             extra={
                 **self._labels(),
                 "criterion": "none",
-                "budget": len(data.X_target),
+                "budget": n_inputs(data.X_target),
                 "holdout_size": 0,
             },
         )
@@ -465,12 +510,22 @@ class _Audit:
             query_log=frame(self.logs).assign(seed=self.config.seed),
             timings=dict(self.timings),
             target=self.target,
-            preprocessor=self.data.preprocessor,
             target_metadata=dict(self.metadata),
         )
 
 
-def _scores(api: LocalQueryAPI, X: NDArray[np.float64]) -> NDArray[np.float64]:
-    scores = api.query(X).scores
+def _scores(api: LocalQueryAPI, X: Any, batch_size: int = 4096) -> NDArray[np.float64]:
+    """The API's probabilities on ``X``, queried in batches."""
+    from multisteal.attacks import query_in_batches
+
+    scores = query_in_batches(api, X, batch_size=batch_size).answers.scores
     assert scores is not None  # the API answers probabilities
     return scores
+
+
+def _has_module(model: object) -> bool:
+    """Whether ``model`` is (or wraps) a torch network the dropout explorer can perturb."""
+    try:
+        return getattr(model, "module_", None) is not None
+    except AttributeError:
+        return False

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from multisteal.errors import ConfigError
 from multisteal.experiments.config import AuditConfig
 from multisteal.experiments.data import PreparedData
 from multisteal.models import MODELS, Classifier, TorchMLPClassifier, read_metadata
+from multisteal.models.pipeline import EmbeddingEncoder, ImageEncoder, InputPipeline
 
 __all__ = ["TARGET_MISMATCH", "check_target_metadata", "target_family"]
 
@@ -28,6 +30,15 @@ UNKNOWN_FAMILY = (
 
 def target_family(model: Classifier) -> str:
     """The zoo family name of a fitted model (``custom`` when it is none of the zoo's)."""
+    if isinstance(model, InputPipeline):
+        encoder = model.encoder_
+        if isinstance(encoder, ImageEncoder):
+            return "cnn"
+        if isinstance(encoder, EmbeddingEncoder):
+            return "minilm-mlp"
+        if isinstance(encoder, TfidfVectorizer):
+            return "tfidf-logistic"
+        return target_family(model.model_)
     if isinstance(model, TorchMLPClassifier):
         return "torch-logistic" if not tuple(model.hidden_layer_sizes) else "mlp"
     if isinstance(model, LogisticRegression):
@@ -40,8 +51,8 @@ def target_family(model: Classifier) -> str:
 def check_target_metadata(config: AuditConfig, data: PreparedData) -> dict[str, Any]:
     """Compare a saved target's ``meta.json`` with the run; return its metadata.
 
-    Checked: the dataset, the split sizes, the split seed and the encoded feature names (so the
-    target's training rows are this run's target-train rows and its inputs mean the same).
+    Checked: the dataset, the split sizes, the split seed and the input spec (so the target's
+    training rows are this run's target-train rows and its inputs mean the same).
     """
     path = config.target_path
     assert path is not None
@@ -50,22 +61,13 @@ def check_target_metadata(config: AuditConfig, data: PreparedData) -> dict[str, 
         "data": config.data_name,
         "split": config.split.model_dump(),
         "split_seed": data.split_seed,
-        "features": list(data.preprocessor.feature_names_out_),
+        "input_spec": data.input_spec.to_dict(),
     }
     for name, value in here.items():
         if saved.get(name) != value:
             shown = (saved.get(name, "missing"), value)
-            if name == "features":  # name the first difference, not two long lists
-                old, new = list(saved.get(name) or []), list(value)
-                first = next(
-                    (i for i, (a, b) in enumerate(zip(old, new, strict=False)) if a != b),
-                    min(len(old), len(new)),
-                )
-                shown = (
-                    f"{len(old)} features ({old[first] if first < len(old) else 'none'} at "
-                    f"position {first})",
-                    f"{len(new)} features ({new[first] if first < len(new) else 'none'})",
-                )
+            if name == "input_spec":  # name the first difference, not two long records
+                shown = _first_difference(saved.get(name), value)
             raise ConfigError(
                 TARGET_MISMATCH.format(
                     path=path,
@@ -81,3 +83,28 @@ def check_target_metadata(config: AuditConfig, data: PreparedData) -> dict[str, 
             UNKNOWN_FAMILY.format(path=path, family=family, available=", ".join(MODELS))
         )
     return saved
+
+
+def _first_difference(saved: Any, here: Any) -> tuple[str, str]:
+    """The first column (or image field) where two published input specs differ."""
+    if not isinstance(saved, dict):
+        return ("missing", "an input spec")
+    if saved.get("modality") != here.get("modality"):
+        return (f"{saved.get('modality')} inputs", f"{here.get('modality')} inputs")
+    if here.get("modality") != "tabular":
+        for key in sorted(set(saved) | set(here)):
+            if saved.get(key) != here.get(key):
+                return (f"{key} {saved.get(key)!r}", f"{key} {here.get(key)!r}")
+        return ("the same", "the same")
+    old, new = list(saved.get("columns") or []), list(here.get("columns") or [])
+    for i in range(max(len(old), len(new))):
+        a = old[i] if i < len(old) else None
+        b = new[i] if i < len(new) else None
+        if a != b:
+            name_a = a.get("name") if isinstance(a, dict) else "none"
+            name_b = b.get("name") if isinstance(b, dict) else "none"
+            return (
+                f"{len(old)} columns ({name_a} at position {i})",
+                f"{len(new)} columns ({name_b})",
+            )
+    return ("the same", "the same")

@@ -2,8 +2,9 @@
 
 An artifact is a folder with ``meta.json`` and the model's files; nothing in it is a pickle:
 
-* a torch MLP is its hyper-parameters (``model.json``) and its weights (``weights.pt``, read
-  with ``torch.load(weights_only=True)``);
+* a torch MLP or CNN is its class, hyper-parameters and input shape (``model.json``) and its
+  weights (``weights.pt``, read with ``torch.load(weights_only=True)``); the network is rebuilt
+  from the recorded input shape (a ``model.json`` without ``torch_class`` is an MLP's);
 * a scikit-learn model, and the encoder saved next to a target, are ``skops`` files, loaded
   with an allow-list of types (scikit-learn, numpy and multisteal's own encoder); a file that
   holds any other type is refused, naming it.
@@ -24,7 +25,10 @@ import numpy as np
 import torch
 
 from multisteal.errors import DataError
+from multisteal.models.cnn import TorchCNNClassifier
 from multisteal.models.mlp import TorchMLPClassifier
+from multisteal.models.pipeline import EmbeddingEncoder, InputPipeline
+from multisteal.models.torch_base import TorchClassifier
 from multisteal.models.zoo import Classifier
 
 __all__ = ["load_encoder", "load_model", "read_metadata", "save_model"]
@@ -49,9 +53,20 @@ UNTRUSTED = (
 )
 NO_ENCODER = "Model artifact {path} has no encoder ({file})."
 CANNOT_SAVE = (
-    "Cannot save a {cls} as a safe artifact: only torch MLPs and scikit-learn models are "
-    "supported ({problem})."
+    "Cannot save a {cls} as a safe artifact: only torch MLPs, torch CNNs and scikit-learn "
+    "models are supported ({problem})."
 )
+FACTORY_NETWORK = "its network comes from a module_factory, which is code, not data"
+UNKNOWN_TORCH_CLASS = "unknown torch class {name!r} in {file}; known: {known}"
+BAD_INPUT_SHAPE = "input_shape in {file} is not a list of positive integers: {shape!r}"
+
+#: The torch classifiers an artifact may hold, by the name ``model.json`` records; their
+#: sequence-valued parameters (JSON lists) are turned back into tuples.
+_TORCH_CLASSES: dict[str, type[TorchClassifier]] = {
+    "TorchMLPClassifier": TorchMLPClassifier,
+    "TorchCNNClassifier": TorchCNNClassifier,
+}
+_TUPLE_PARAMS = ("hidden_layer_sizes", "channels")
 
 #: The only types a skops file may hold beyond skops's own defaults, by exact name: what
 #: :func:`save_model` writes for the zoo's scikit-learn families and the encoder. No function
@@ -60,6 +75,7 @@ _TRUSTED_TYPES = frozenset(
     {
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
         "multisteal.data.preprocessing.TabularPreprocessor",
+        "multisteal.models.pipeline.ImageEncoder",
     }
 )
 #: What the top-level object of each skops file must be.
@@ -67,7 +83,11 @@ _MODEL_TYPES = (
     "sklearn.linear_model._logistic.LogisticRegression",
     "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
 )
-_ENCODER_TYPES = ("multisteal.data.preprocessing.TabularPreprocessor",)
+_ENCODER_TYPES = (
+    "multisteal.data.preprocessing.TabularPreprocessor",
+    "multisteal.models.pipeline.ImageEncoder",
+    "sklearn.feature_extraction.text.TfidfVectorizer",
+)
 UNEXPECTED_OBJECT = (
     "Model artifact {path}: {file} holds a {cls}, not one of the types multisteal saves there "
     "({expected}); it is refused."
@@ -100,14 +120,21 @@ def save_model(
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     files: list[str] = []
-    if isinstance(model, TorchMLPClassifier):
-        params = {
-            "params": {k: _jsonable(v) for k, v in model.get_params().items()},
-            "n_features_in_": int(model.n_features_in_),
-            "n_classes_": int(model.n_classes_),
-            "loss_curve_": [float(v) for v in model.loss_curve_],
+    pipeline: dict[str, Any] | None = None
+    if isinstance(model, InputPipeline):
+        # A raw-input model: its classifier as usual, its fitted encoder next to it (or, for a
+        # frozen sentence encoder, the name of the embedding model).
+        pipeline = {
+            "n_classes": int(model.n_classes_),
+            "columns": [int(c) for c in model.columns_],
         }
-        (folder / TORCH_PARAMS).write_text(json.dumps(params, indent=2))
+        if isinstance(model.encoder_, EmbeddingEncoder):
+            pipeline["embedding_model"] = model.encoder_.model
+        else:
+            encoder = model.encoder_
+        model = model.model_
+    if isinstance(model, TorchClassifier):
+        (folder / TORCH_PARAMS).write_text(json.dumps(_torch_spec(model), indent=2))
         torch.save(model.module_.state_dict(), folder / TORCH_WEIGHTS)
         files += [TORCH_PARAMS, TORCH_WEIGHTS]
         kind = "torch"
@@ -131,8 +158,30 @@ def save_model(
         "sha256": _sha256(folder / files[0]),
         "metadata": metadata or {},
     }
+    if pipeline is not None:
+        record["pipeline"] = pipeline
     (folder / META_FILE).write_text(json.dumps(record, indent=2, sort_keys=True))
     return folder
+
+
+def _torch_spec(model: TorchClassifier) -> dict[str, Any]:
+    """What ``model.json`` records of a fitted torch classifier (its weights go elsewhere)."""
+    name = next((n for n, cls in _TORCH_CLASSES.items() if isinstance(model, cls)), None)
+    if name is None:
+        raise DataError(CANNOT_SAVE.format(cls=type(model).__name__, problem=FACTORY_NETWORK))
+    loss_curve = [float(v) for v in model.loss_curve_]
+    spec: dict[str, Any] = {
+        "torch_class": name,
+        "params": {k: _jsonable(v) for k, v in model.get_params().items()},
+        "input_shape": [int(d) for d in model._input_shape()],
+        "n_classes_": int(model.n_classes_),
+        "loss_curve_": loss_curve,
+        "val_loss_curve_": [float(v) for v in getattr(model, "val_loss_curve_", [])],
+        "best_epoch_": int(getattr(model, "best_epoch_", len(loss_curve) - 1)),
+    }
+    if isinstance(model, TorchMLPClassifier):
+        spec["n_features_in_"] = int(model.n_features_in_)
+    return spec
 
 
 def _jsonable(value: object) -> object:
@@ -216,24 +265,62 @@ def load_model(path: str | Path) -> Classifier:
 
 
 def _load_verified(folder: Path, record: dict[str, Any], files: dict[str, Path]) -> Classifier:
+    model: Classifier
     if record.get("kind") == "torch":
-        spec = json.loads(files[TORCH_PARAMS].read_text())
-        params = dict(spec["params"])
-        params["hidden_layer_sizes"] = tuple(params.get("hidden_layer_sizes", ()))
-        model = TorchMLPClassifier(**params)
-        n_features, n_classes = int(spec["n_features_in_"]), int(spec["n_classes_"])
-        module = model._build(n_features, n_classes, torch.Generator().manual_seed(0))
-        state = torch.load(files[TORCH_WEIGHTS], weights_only=True)
-        module.load_state_dict(state)
-        module.eval()
-        model.module_ = module
-        model.n_features_in_ = n_features
-        model.n_classes_ = n_classes
-        model.classes_ = np.arange(n_classes)
-        model.loss_curve_ = list(spec["loss_curve_"])
-        return model
-    loaded: Classifier = _load_skops(folder, files[SKOPS_MODEL], _MODEL_TYPES)
-    return loaded
+        model = _load_torch(folder, files)
+    else:
+        model = _load_skops(folder, files[SKOPS_MODEL], _MODEL_TYPES)
+    pipeline = record.get("pipeline")
+    if not isinstance(pipeline, dict):
+        return model  # a classifier on encoded vectors (its encoder, if any: load_encoder)
+    if "embedding_model" in pipeline:
+        encoder: Any = EmbeddingEncoder(model=str(pipeline["embedding_model"])).fit(None)
+    else:
+        encoder = _load_skops(folder, files[SKOPS_ENCODER], _ENCODER_TYPES)
+    return InputPipeline.from_fitted(
+        encoder,
+        model,
+        n_classes=int(pipeline["n_classes"]),
+        columns=np.asarray(pipeline["columns"], dtype=np.int64),
+    )
+
+
+def _load_torch(folder: Path, files: dict[str, Path]) -> TorchClassifier:
+    """Rebuild a torch classifier from ``model.json`` and load its weights into it."""
+    spec = json.loads(files[TORCH_PARAMS].read_text())
+    name = spec.get("torch_class", "TorchMLPClassifier")  # older artifacts: always an MLP
+    if name not in _TORCH_CLASSES:
+        problem = UNKNOWN_TORCH_CLASS.format(
+            name=name, file=TORCH_PARAMS, known=", ".join(_TORCH_CLASSES)
+        )
+        raise DataError(MALFORMED.format(path=folder, problem=problem))
+    params = dict(spec["params"])
+    for key in _TUPLE_PARAMS:
+        if key in params:
+            params[key] = tuple(params[key])
+    model = _TORCH_CLASSES[name](**params)
+    shape = spec["input_shape"] if "input_shape" in spec else [spec["n_features_in_"]]
+    if not isinstance(shape, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape
+    ):
+        problem = BAD_INPUT_SHAPE.format(file=TORCH_PARAMS, shape=shape)
+        raise DataError(MALFORMED.format(path=folder, problem=problem))
+    input_shape = tuple(shape)
+    n_classes = int(spec["n_classes_"])
+    loss_curve = [float(v) for v in spec["loss_curve_"]]
+    module = model._build_module(input_shape, n_classes, torch.Generator().manual_seed(0))
+    state = torch.load(files[TORCH_WEIGHTS], weights_only=True)
+    module.load_state_dict(state)
+    module.eval()
+    model._set_fitted(
+        module,
+        input_shape,
+        n_classes,
+        loss_curve,
+        [float(v) for v in spec.get("val_loss_curve_", [])],
+        int(spec.get("best_epoch_", len(loss_curve) - 1)),
+    )
+    return model
 
 
 def load_encoder(path: str | Path) -> Any:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from multisteal.data.inputs import inputs_digest
 from multisteal.errors import BudgetExceededError, InvalidInputError
 
 __all__ = ["BudgetLedger", "QueryLog", "QueryRecord", "batch_digest"]
@@ -54,12 +55,13 @@ class BudgetLedger:
         self.used += rows
 
 
-def batch_digest(X: NDArray[np.float64]) -> str:
-    """SHA-256 of a query batch (shape and float64 bytes), to match logs against transcripts."""
-    arr = np.ascontiguousarray(X, dtype=np.float64)
-    digest = hashlib.sha256(repr(arr.shape).encode())
-    digest.update(arr.tobytes())
-    return digest.hexdigest()
+def batch_digest(X: pd.DataFrame | NDArray[Any]) -> str:
+    """SHA-256 of a query batch of any modality, to match logs against transcripts.
+
+    A numeric array hashes its shape and float64 bytes; records and texts hash their values
+    (:func:`multisteal.data.inputs.inputs_digest`).
+    """
+    return inputs_digest(X)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import hashlib
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 from multisteal import metrics
 from multisteal.attacks.base import Transcript
 from multisteal.errors import InvalidInputError
-from multisteal.models.mlp import TorchMLPClassifier
+from multisteal.models.zoo import Classifier
 from multisteal.query.outputs import Answer
 
 __all__ = [
@@ -36,6 +36,8 @@ Criterion = Literal["transcript", "transcript-loss", "test-fidelity", "test-loss
 CRITERIA: tuple[str, ...] = ("transcript", "transcript-loss", "test-fidelity", "test-loss")
 HOLDOUT = "holdout"
 EVALUATION = "evaluation"
+PROBE = "probe"
+"""A bias probe (the EEC sentences for text models) every candidate is scored on."""
 SELECTION = "selection"
 """Evaluation rows set aside to select members with a ``test-*`` criterion; metrics are
 measured on the other evaluation rows, never on these."""
@@ -102,18 +104,20 @@ class ExplorationContext:
 
     Attributes
     ----------
-    surrogate : the reference surrogate fitted by the attack.
+    surrogate : the reference surrogate fitted by the attack (any classifier; explorers that
+        need more — a torch module — check for it and say so).
     inputs : named input sets on which every candidate is evaluated (at least ``holdout`` and
-        ``evaluation`` in an audit).
+        ``evaluation`` in an audit): raw inputs of the surrogate's modality (records, images,
+        texts) or encoded vectors, whatever the surrogate's ``predict_proba`` takes.
     transcript : the attacker's training transcript (for explorers that refit).
     refit : fits a fresh surrogate on a transcript with a given seed.
     rng : the explorer's random generator.
     """
 
-    surrogate: TorchMLPClassifier
-    inputs: Mapping[str, NDArray[np.float64]]
+    surrogate: Classifier
+    inputs: Mapping[str, Any]
     transcript: Transcript
-    refit: Callable[[Transcript, int], TorchMLPClassifier]
+    refit: Callable[[Transcript, int], Classifier]
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
 
 

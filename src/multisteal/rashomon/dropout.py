@@ -188,8 +188,18 @@ class DropoutExplorer:
                 raise InvalidInputError(NO_HIDDEN_LAYERS)
             raise InvalidInputError(NO_LAYERS)
         names = list(context.inputs)
-        sizes = [context.inputs[k].shape[0] for k in names]
-        X = torch.from_numpy(np.concatenate([context.inputs[k] for k in names]).astype(np.float32))
+        # A raw-input surrogate encodes its inputs first (its encoder — a frozen sentence
+        # encoder included — is not perturbed); dropout acts on the classifier's module only.
+        encode = getattr(context.surrogate, "encode", None)
+        arrays = [
+            np.asarray(
+                encode(context.inputs[k]) if encode is not None else context.inputs[k],
+                dtype=np.float32,
+            )
+            for k in names
+        ]
+        sizes = [a.shape[0] for a in arrays]
+        X = torch.from_numpy(np.concatenate(arrays))
         rows: list[dict[str, object]] = [{"member": 0, "rate": 0.0, "draw": -1, "reference": True}]
         outputs = [self._forward(module, X, None)]
         seeds = context.rng.integers(0, 2**63 - 1, size=(self.grid().size, self.members_per_rate))

@@ -7,6 +7,7 @@ rules to the per-seed numbers; nothing in it is fixed text that holds whatever t
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +25,7 @@ from multisteal.report.tables import (
     seed_interval,
 )
 
-__all__ = ["Finding", "findings", "render_summary"]
+__all__ = ["Finding", "findings", "per_class_table", "probe_table", "render_summary"]
 
 #: Infidelity a copy may have and still be called practically equivalent, when the target's own
 #: retrained copies agree with it more closely than this (or are not measured).
@@ -294,10 +295,92 @@ def findings(tables: RunTables) -> list[Finding]:
     return out
 
 
+_PER_CLASS = re.compile(r"^ambiguity_vs_target\[class=(?P<name>.+)\]$")
+_PROBE = re.compile(r"^(?P<column>eec_(?:rate|score)_gap\[.+\])_target$")
+
+
+def _probe_columns(results: pd.DataFrame) -> list[str]:
+    return [m["column"] for c in results.columns if (m := _PROBE.match(str(c)))]
+
+
+def _at(frame: pd.DataFrame, budget: int | None, epsilon: float) -> pd.DataFrame:
+    rows = frame[frame["reference"] == "target"] if "reference" in frame else frame
+    if budget is not None and "budget" in rows:
+        rows = rows[rows["budget"] == budget]
+    if "epsilon" in rows and np.isfinite(rows["epsilon"]).any():
+        rows = rows[np.isclose(rows["epsilon"], epsilon)]
+    return rows
+
+
+def per_class_table(
+    results: pd.DataFrame, baselines: pd.DataFrame, *, budget: int, epsilon: float
+) -> pd.DataFrame:
+    """Ambiguity and RC among each true class's evaluation rows (mean [95 % CI] over seeds)."""
+    names = [m["name"] for c in results.columns if (m := _PER_CLASS.match(str(c)))]
+    if not names:
+        return pd.DataFrame()
+    rows = _at(results, budget, epsilon)
+    floor = pd.DataFrame()
+    if not baselines.empty and "baseline" in baselines:
+        floor = _at(baselines[baselines["baseline"] == "explorer_floor"], None, epsilon)
+    out = []
+    for name in names:
+        label = f"[class={name}]"
+        record = {
+            "class": name,
+            "rows": _fmt(float(rows[f"class_rows{label}"].mean())),
+            "ambiguity": _pct_interval(rows[f"ambiguity_vs_target{label}"]),
+            "RC mean": _interval(rows[f"rashomon_capacity_mean{label}"]),
+        }
+        if not floor.empty and f"ambiguity_vs_target{label}" in floor:
+            record["floor ambiguity"] = _pct_interval(floor[f"ambiguity_vs_target{label}"])
+        out.append(record)
+    return pd.DataFrame(out)
+
+
+def probe_table(
+    results: pd.DataFrame, baselines: pd.DataFrame, *, budget: int, epsilon: float
+) -> pd.DataFrame:
+    """The EEC gaps: the target's, the set's min–max and range, the owner's range."""
+    columns = _probe_columns(results)
+    if not columns:
+        return pd.DataFrame()
+    rows = _at(results, budget, epsilon)
+    owner = pd.DataFrame()
+    if not baselines.empty and "baseline" in baselines:
+        owner = baselines[
+            (baselines["baseline"] == "target_retrain") & (baselines["reference"] == "target")
+        ]
+    out = []
+    for column in columns:
+        record = {
+            "gap": column.removeprefix("eec_"),
+            "target": _interval(rows[f"{column}_target"]),
+            "set min": _interval(rows[f"{column}_min"]),
+            "set max": _interval(rows[f"{column}_max"]),
+            "set range": _interval(rows[f"{column}_range"]),
+        }
+        if not owner.empty and f"{column}_range" in owner:
+            record["target retrain range"] = _interval(owner[f"{column}_range"])
+        out.append(record)
+    return pd.DataFrame(out)
+
+
 def _notes(tables: RunTables) -> list[str]:
     results = tables.results
     first = results.iloc[0]
     notes: list[str] = []
+    if str(first.get("surrogate")) == "minilm-mlp" and first.get("explorer") == "dropout":
+        notes.append(
+            "The `minilm-mlp` surrogate is a frozen all-MiniLM-L6-v2 sentence encoder with an "
+            "MLP head: dropout perturbs the head only; the embedding model is never perturbed."
+        )
+    pool = first.get("pool_dataset")
+    if isinstance(pool, str) and pool not in ("", str(first["dataset"])):
+        notes.append(
+            f"The attacker's pool is another dataset, `{pool}` (out of distribution, the "
+            "Knockoff setting); the explorer floor uses that pool too."
+        )
     if first.get("explorer_dropout_semantics") == "per-pass":
         notes.append(
             "Dropout used **per-pass** semantics: each member is one stochastic forward pass "
@@ -314,7 +397,7 @@ def _notes(tables: RunTables) -> list[str]:
         )
     data_notes = first.get("data_notes")
     if isinstance(data_notes, str) and data_notes not in ("", "none"):
-        notes.append(f"Data: {data_notes}.")
+        notes.append(f"Data: {data_notes.rstrip('.')}.")
     capped = first.get("capped_categories")
     if isinstance(capped, str) and capped not in ("", "none"):
         notes.append(
@@ -413,17 +496,59 @@ def render_summary(tables: RunTables) -> str:
             "retrained on target-train with other seeds (the owner's own multiplicity; no "
             "ε-filter).",
         ]
-    lines += [
-        "",
-        f"## Group fairness (budget {budget}, ε = {epsilon:g})",
-        "",
-        _markdown(fairness_table(results, tables.baselines, budget=budget, epsilon=epsilon)),
-        "",
-        "*Rate-matched range*: the set's range after re-thresholding every member to the "
-        "target's positive rate (what is left is not a mere threshold shift). *Bootstrap "
-        "width*: the 95 % interval width of the target's own difference over resampled "
-        "evaluation rows (its sampling noise).",
-    ]
+    per_class = per_class_table(results, tables.baselines, budget=budget, epsilon=epsilon)
+    if not per_class.empty:
+        lines += [
+            "",
+            f"## Multiplicity per true class (budget {budget}, ε = {epsilon:g})",
+            "",
+            _markdown(per_class),
+            "",
+            "Among the evaluation rows of each true class: the share on which some member "
+            "decides differently from the target (*ambiguity*), and the mean Rashomon Capacity "
+            "(*RC*, in [1, C]); *floor* is the explorer-floor baseline's ambiguity there.",
+        ]
+    if str(first.get("sensitive_attributes", "")) == "none":
+        lines += [
+            "",
+            "## Group fairness",
+            "",
+            f"Not measured: `{first['dataset']}` records no demographic attribute, and "
+            "multisteal does not invent groups. Multiplicity per true class is reported "
+            "instead"
+            + (
+                "; for text models the EEC probe below compares genders and races."
+                if "eec" in str(first.get("probe", "")) or _probe_columns(results)
+                else "."
+            ),
+        ]
+    else:
+        lines += [
+            "",
+            f"## Group fairness (budget {budget}, ε = {epsilon:g})",
+            "",
+            _markdown(fairness_table(results, tables.baselines, budget=budget, epsilon=epsilon)),
+            "",
+            "*Rate-matched range*: the set's range after re-thresholding every member to the "
+            "target's positive rate (what is left is not a mere threshold shift). *Bootstrap "
+            "width*: the 95 % interval width of the target's own difference over resampled "
+            "evaluation rows (its sampling noise).",
+        ]
+    probe = probe_table(results, tables.baselines, budget=budget, epsilon=epsilon)
+    if not probe.empty:
+        lines += [
+            "",
+            f"## Bias probe: Equity Evaluation Corpus (budget {budget}, ε = {epsilon:g})",
+            "",
+            _markdown(probe),
+            "",
+            "Every member scores the 8,640 EEC template sentences, which differ only in the "
+            "person's gender or race. *Rate gap*: difference in the rate of the favourable "
+            "decision between the two groups (first named minus second; sentences with no race "
+            "are left out of the race gap); *score gap*: the same for the mean favourable "
+            "probability. The set's range is the spread of that gap over its members; the "
+            "target retrain range is the owner's own spread.",
+        ]
     for note in _notes(tables):
         lines += ["", note]
     lines += ["", "## What this means", ""]
