@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import numpy as np
 import pytest
 import torch
 
 torch.set_num_threads(1)
+# Sentence embeddings and downloads are cached in a folder of this test session, not the user's.
+os.environ.setdefault("MULTISTEAL_CACHE", tempfile.mkdtemp(prefix="multisteal-tests-"))
 
 
 @pytest.fixture

@@ -270,7 +270,7 @@ def test_n_classes_covers_a_class_missing_from_training(images) -> None:
 
 def test_a_module_factory_gives_the_same_network(images) -> None:
     X, y = images
-    kw = {"epochs": 2, "min_steps": 0, "batch_size": 64, "random_state": 3}
+    kw = {"epochs": 2, "min_steps": 0, "batch_size": 64, "lr": 3e-3, "random_state": 3}
     cnn = TorchCNNClassifier((8, 8), hidden=16, **kw).fit(X[:100], y[:100])
     factory = partial(small_cnn, channels=(8, 8), hidden=16)
     generic = TorchClassifier(factory, **kw).fit(X[:100], y[:100])

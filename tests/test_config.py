@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from multisteal.errors import ConfigError
 from multisteal.experiments import AuditConfig, load_config
@@ -35,7 +36,8 @@ def test_yaml_round_trip(tmp_path) -> None:
         ({"budgets": []}, "Invalid configuration:\n- budgets: At least one budget is needed."),
         (
             {"explorer": "awp"},
-            "Invalid configuration:\n- explorer: Input should be 'dropout' or 'retrain'",
+            "Invalid configuration:\n- explorer: Unknown explorer 'awp'. Available explorers: "
+            "dropout, retrain.",
         ),
         ({"bogus": 1}, "Invalid configuration:\n- bogus: Extra inputs are not permitted"),
         (
@@ -114,3 +116,22 @@ def test_relative_paths_are_resolved_against_the_config_file(tmp_path, monkeypat
     assert load_config({"csv": "x.csv", "label": "y", "sensitive": ["g"]}).csv == tmp_path / "x.csv"
     # The written config.yaml carries absolute paths.
     assert f"csv: {folder / 'loans.csv'}" in config.to_yaml()
+
+
+def test_the_explorer_is_a_discriminated_union_and_the_older_form_is_read() -> None:
+    from multisteal.experiments.config import LEGACY_AND_UNION, DropoutConfig, RetrainConfig
+
+    new = load_config({"explorer": {"name": "retrain", "n_members": 4, "bootstrap": True}})
+    old = load_config({"explorer": "retrain", "retrain": {"n_members": 4, "bootstrap": True}})
+    assert new == old
+    assert isinstance(new.explorer, RetrainConfig)
+    assert new.explorer_params() == {"n_members": 4, "bootstrap": True}
+    # the older form's section for the other explorer is ignored, as it always was
+    dropout = load_config({"dropout": {"kind": "gaussian"}, "retrain": {"n_members": 2}})
+    assert isinstance(dropout.explorer, DropoutConfig)
+    assert dropout.explorer.kind == "gaussian"
+    # a written config.yaml holds the union form and reads back equal
+    assert load_config(yaml.safe_load(new.to_yaml())) == new
+    with pytest.raises(ConfigError) as info:
+        load_config({"explorer": {"name": "dropout"}, "dropout": {"kind": "gaussian"}})
+    assert LEGACY_AND_UNION in str(info.value)

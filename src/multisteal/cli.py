@@ -256,8 +256,13 @@ def audit(
         ),
     ] = "pool",
     budget: Annotated[
-        str, typer.Option(help="Query budgets in rows, comma-separated.", rich_help_panel=ATTACK)
-    ] = "250,1000,4000",
+        str | None,
+        typer.Option(
+            help="Query budgets in inputs, comma-separated. Default 250,1000,4000 (BreastMNIST "
+            "50,100,250 and PneumoniaMNIST 250,1000,2000: their pools are smaller).",
+            rich_help_panel=ATTACK,
+        ),
+    ] = None,
     holdout: Annotated[
         float,
         typer.Option(help="Held-out share of the transcript.", rich_help_panel=ATTACK),
@@ -445,7 +450,7 @@ def audit(
             "target": target,
             "target_path": load_target,
             "attack": attack,
-            "budgets": _ints("--budget", budget),
+            "budgets": _ints("--budget", budget) if budget is not None else None,
             "output": output,
             "top_k": top_k,
             "decimals": decimals,

@@ -28,6 +28,15 @@ from multisteal.data._dataset import MODALITIES, PART_NAMES, Dataset, Modality, 
 from multisteal.data._files import CACHE_ENV, DATA_ENV, FileSpec
 from multisteal.data._images import ImageDataset, load_image_npz
 from multisteal.data._text import TextDataset, load_text_csv
+from multisteal.data.inputs import (
+    ColumnSpec,
+    ImageSpec,
+    InputSpec,
+    TabularSpec,
+    TextSpec,
+    input_spec_of,
+    spec_from_dict,
+)
 from multisteal.data.preprocessing import TabularPreprocessor
 from multisteal.data.registry import DATASETS, DatasetSpec, available_datasets, load_dataset
 from multisteal.data.splits import SPLIT_NAMES, Splits, split_dataset
@@ -39,19 +48,26 @@ __all__ = [
     "MODALITIES",
     "PART_NAMES",
     "SPLIT_NAMES",
+    "ColumnSpec",
     "Dataset",
     "DatasetSpec",
     "FileSpec",
     "ImageDataset",
+    "ImageSpec",
+    "InputSpec",
     "Modality",
     "Splits",
     "TabularDataset",
     "TabularPreprocessor",
+    "TabularSpec",
     "TextDataset",
+    "TextSpec",
     "available_datasets",
+    "input_spec_of",
     "load_csv",
     "load_dataset",
     "load_image_npz",
     "load_text_csv",
+    "spec_from_dict",
     "split_dataset",
 ]

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from multisteal.data._dataset import MODALITIES, Dataset, Modality, TabularDataset
 from multisteal.errors import InvalidInputError
 
 __all__ = [
@@ -42,14 +43,13 @@ __all__ = [
     "TabularSpec",
     "TextSpec",
     "concat_inputs",
+    "input_spec_of",
     "inputs_digest",
     "n_inputs",
     "spec_from_dict",
     "take_inputs",
 ]
 
-Modality = Literal["tabular", "image", "text"]
-MODALITIES: tuple[str, ...] = ("tabular", "image", "text")
 Inputs: TypeAlias = "pd.DataFrame | NDArray[Any]"
 """Raw inputs: a DataFrame of records, an image array ``(n, H, W[, C])`` or a 1-D object array
 of strings."""
@@ -599,3 +599,15 @@ def inputs_digest(inputs: pd.DataFrame | NDArray[Any]) -> str:
     digest = hashlib.sha256(repr(numeric.shape).encode())
     digest.update(numeric.tobytes())
     return digest.hexdigest()
+
+
+def input_spec_of(dataset: Dataset) -> TabularSpec | ImageSpec | TextSpec:
+    """The input spec an owner publishes for a model of ``dataset``: its columns with the
+    categories and ranges seen in the data, its image size and value range, or text."""
+    if isinstance(dataset, TabularDataset):
+        return TabularSpec.from_frame(
+            dataset.features, categorical=dataset.categorical, numerical=dataset.numerical
+        )
+    if dataset.modality == "image":
+        return ImageSpec.from_array(np.asarray(dataset.inputs))
+    return TextSpec()

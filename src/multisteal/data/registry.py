@@ -42,6 +42,10 @@ class DatasetSpec:
         citation: how to cite it.
         modality: the kind of inputs the parser returns: ``"tabular"``, ``"image"`` or
             ``"text"``.
+        default_split: the audit's split sizes when none are given (target-train, pool,
+            evaluation), or ``None`` for the general defaults.
+        default_budgets: the audit's query budgets when none are given (they must fit in the
+            attacker's pool), or ``None`` for the general defaults.
     """
 
     name: str
@@ -52,6 +56,8 @@ class DatasetSpec:
     license: str
     citation: str
     modality: Modality = "tabular"
+    default_split: tuple[int | float, int | float, int | float] | None = None
+    default_budgets: tuple[int, ...] | None = None
 
 
 _UCI_ADULT = "https://archive.ics.uci.edu/ml/machine-learning-databases/adult/"
@@ -184,6 +190,11 @@ DATASETS: dict[str, DatasetSpec] = {
             "of breast ultrasound images. Data in Brief 28, 104863."
         ),
         modality="image",
+        default_budgets=(
+            50,
+            100,
+            250,
+        ),  # the pool is half of the 546 official training images (273),
     ),
     "pneumoniamnist": DatasetSpec(
         name="pneumoniamnist",
@@ -209,6 +220,11 @@ DATASETS: dict[str, DatasetSpec] = {
             "treatable diseases by image-based deep learning. Cell 172(5), 1122-1131."
         ),
         modality="image",
+        default_budgets=(
+            250,
+            1000,
+            2000,
+        ),  # the pool is half of the 4,708 official training images (2,354),
     ),
     "sst2": DatasetSpec(
         name="sst2",
@@ -240,6 +256,9 @@ DATASETS: dict[str, DatasetSpec] = {
             "Analysis Platform for Natural Language Understanding. arXiv:1804.07461"
         ),
         modality="text",
+        # 20,000 sentences train the target and 10,000 form the attacker's pool (the explorer
+        # floor embeds them all); the 872 dev sentences are the evaluation rows.
+        default_split=(20_000, 10_000, 1.0),
     ),
     "rotten_tomatoes": DatasetSpec(
         name="rotten_tomatoes",

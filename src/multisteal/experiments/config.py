@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import yaml
@@ -13,6 +13,7 @@ from multisteal.attacks import ATTACKS, UNKNOWN_ATTACK
 from multisteal.errors import ConfigError, InvalidInputError
 from multisteal.models.zoo import MODELS, UNKNOWN_MODEL, models_for, resolve_model_name
 from multisteal.query.ledger import BAD_BUDGET
+from multisteal.rashomon import EXPLORERS
 from multisteal.rashomon.base import BAD_EPSILON
 from multisteal.rashomon.dropout import DropoutExplorer
 from multisteal.surrogates import SURROGATES, UNKNOWN_SURROGATE
@@ -82,6 +83,11 @@ HIDDEN_LOGISTIC = (
     "only its output layer. Use --dropout-layers all, --surrogate mlp or the retrain explorer."
 )
 
+LEGACY_AND_UNION = (
+    "Give the explorer's parameters inside explorer: {name: ..., ...}, not in a separate "
+    "dropout: or retrain: section as well."
+)
+
 #: The stages of an audit that draw random numbers, each from its own seed stream.
 STAGES: tuple[str, ...] = ("split", "target", "attack", "surrogate", "explorer", "baselines")
 
@@ -90,6 +96,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+DEFAULT_BUDGETS = (250, 1000, 4000)
 #: The sizes when none are given: of all rows, or (official split) of the official parts.
 DEFAULT_SPLIT = (0.4, 0.4, 0.2)
 DEFAULT_OFFICIAL_SPLIT = (0.5, 0.5, 1.0)
@@ -122,6 +129,7 @@ class SplitConfig(_Strict):
 class DropoutConfig(_Strict):
     """Parameters of the dropout explorer (see METRICS.md)."""
 
+    name: Literal["dropout"] = "dropout"
     kind: Literal["bernoulli", "gaussian"] = "bernoulli"
     semantics: Literal["per-member", "per-pass"] = "per-member"
     # "auto": "hidden" when the surrogate has hidden layers, else "all" (the measurements behind
@@ -153,8 +161,13 @@ class DropoutConfig(_Strict):
 class RetrainConfig(_Strict):
     """Parameters of the retrain explorer."""
 
+    name: Literal["retrain"] = "retrain"
     n_members: int = Field(20, ge=1)
     bootstrap: bool = False
+
+
+ExplorerConfig = Annotated[DropoutConfig | RetrainConfig, Field(discriminator="name")]
+"""An explorer's configuration; ``name`` says which (``dropout`` or ``retrain``)."""
 
 
 class BaselineConfig(_Strict):
@@ -198,7 +211,7 @@ class AuditConfig(_Strict):
     target_path: Path | None = None
 
     attack: str = "pool"
-    budgets: list[int] = Field(default_factory=lambda: [250, 1000, 4000])
+    budgets: list[int] = Field(default_factory=lambda: list(DEFAULT_BUDGETS))
     output: Literal["probabilities", "top-k", "label", "rounded"] = "probabilities"
     top_k: int = Field(1, ge=1)
     decimals: int = Field(2, ge=0)
@@ -208,9 +221,9 @@ class AuditConfig(_Strict):
     labels: Literal["auto", "hard", "soft"] = "auto"
     surrogate_params: dict[str, Any] = Field(default_factory=dict)
 
-    explorer: Literal["dropout", "retrain"] = "dropout"
-    dropout: DropoutConfig = DropoutConfig()
-    retrain: RetrainConfig = RetrainConfig()
+    # One explorer and its parameters, told apart by "name" (a discriminated union). The older
+    # form — explorer: dropout, with dropout: {...} / retrain: {...} beside it — is accepted.
+    explorer: ExplorerConfig = Field(default_factory=DropoutConfig)
     epsilons: list[float] = Field(default_factory=lambda: [0.005, 0.01, 0.02])
     criterion: Literal["transcript", "transcript-loss", "test-fidelity", "test-loss"] = "transcript"
     selection_fraction: float = 0.5
@@ -291,6 +304,23 @@ class AuditConfig(_Strict):
 
     @model_validator(mode="before")
     @classmethod
+    def _explorer_union(cls, data: Any) -> Any:
+        # The older form names the explorer and gives each explorer's parameters beside it.
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        legacy = {k: out.pop(k) for k in ("dropout", "retrain") if k in out}
+        explorer = out.get("explorer")
+        if isinstance(explorer, str) or (explorer is None and legacy):
+            name = explorer or "dropout"
+            params = legacy.get(name) or {}
+            out["explorer"] = {**(params if isinstance(params, dict) else {}), "name": name}
+        elif legacy:
+            raise ValueError(LEGACY_AND_UNION)
+        return out
+
+    @model_validator(mode="before")
+    @classmethod
     def _modality_defaults(cls, data: Any) -> Any:
         # A configuration naming a file and no dataset means the file, not the default Adult;
         # unset target and surrogate are the modality's defaults.
@@ -300,6 +330,15 @@ class AuditConfig(_Strict):
         if any(out.get(k) is not None for k in FILE_SOURCES) and "dataset" not in out:
             out["dataset"] = None
         modality = _modality_of(out)
+        split = out.get("split")
+        given = split if isinstance(split, dict) else {}
+        sizes = _dataset_split(out)
+        official = given.get("official") is not False
+        if sizes is not None and official and all(given.get(k) is None for k in SIZE_KEYS):
+            out["split"] = {**given, **dict(zip(SIZE_KEYS, sizes, strict=True))}
+        budgets = _dataset_budgets(out)
+        if out.get("budgets") is None:
+            out["budgets"] = list(budgets if budgets is not None else DEFAULT_BUDGETS)
         defaults = MODALITY_DEFAULTS.get(modality, {})
         for key, value in defaults.items():
             if out.get(key) is None:
@@ -352,7 +391,7 @@ class AuditConfig(_Strict):
                         available=", ".join(models_for(modality)),
                     )
                 )
-        if self.explorer == "dropout" and not self.surrogate_family.torch:
+        if EXPLORERS[self.explorer.name].needs_torch and not self.surrogate_family.torch:
             torch_ones = [n for n in models_for(modality) if MODELS[n].torch]
             raise ValueError(
                 DROPOUT_NEEDS_TORCH.format(
@@ -376,14 +415,14 @@ class AuditConfig(_Strict):
         if not 0 < self.selection_fraction < 1:
             raise ValueError(BAD_SELECTION.format(value=self.selection_fraction))
         if (
-            self.explorer == "dropout"
-            and self.dropout.semantics == "per-pass"
+            isinstance(self.explorer, DropoutConfig)
+            and self.explorer.semantics == "per-pass"
             and self.criterion.startswith("transcript")
         ):
             raise ValueError(PER_PASS_TRANSCRIPT.format(criterion=self.criterion))
         if (
-            self.explorer == "dropout"
-            and self.dropout.layers == "hidden"
+            isinstance(self.explorer, DropoutConfig)
+            and self.explorer.layers == "hidden"
             and (
                 self.surrogate == "logistic"
                 or not self.surrogate_params.get("hidden_layer_sizes", (1,))
@@ -420,15 +459,24 @@ class AuditConfig(_Strict):
         """Whether the EEC bias probe is scored (``auto``: for text data)."""
         return self.probe == "eec" or (self.probe == "auto" and modality == "text")
 
+    def explorer_params(self) -> dict[str, Any]:
+        """The keyword parameters of the configured explorer (see ``EXPLORERS``)."""
+        params = self.explorer.model_dump(exclude={"name"})
+        if isinstance(self.explorer, DropoutConfig):
+            params["layers"] = self.dropout_layers
+        return params
+
     def encoder_params(self) -> dict[str, Any]:
         """Parameters of the encoders of target and surrogate pipelines."""
         return {"max_categories": self.max_categories}
 
     @property
     def dropout_layers(self) -> Literal["all", "hidden"]:
-        """The dropout layers after resolving ``auto``."""
-        if self.dropout.layers != "auto":
-            return self.dropout.layers
+        """The dropout layers after resolving ``auto`` (``all`` for another explorer)."""
+        if not isinstance(self.explorer, DropoutConfig):
+            return "all"
+        if self.explorer.layers != "auto":
+            return self.explorer.layers
         return "hidden" if self.surrogate_has_hidden_layers else "all"
 
     @property
@@ -470,12 +518,25 @@ class AuditConfig(_Strict):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
+UNKNOWN_EXPLORER = "Unknown explorer {name!r}. Available explorers: {available}."
+
+
 def config_error_message(error: ValidationError) -> str:
-    """A readable message for a pydantic validation error: one line per problem."""
+    """A readable message for a pydantic validation error: one line per problem.
+
+    A problem inside the explorer's parameters is located by the explorer's name
+    (``dropout.n_rates``), as the older form of the configuration wrote it.
+    """
     lines = []
     for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "config"
+        loc = [str(p) for p in item["loc"]]
+        if len(loc) >= 2 and loc[0] == "explorer" and loc[1] in EXPLORERS:
+            loc = loc[1:]
+        where = ".".join(loc) or "config"
         message = str(item["msg"]).removeprefix("Value error, ")
+        if item["type"] == "union_tag_invalid":
+            tag = (item.get("ctx") or {}).get("tag")
+            message = UNKNOWN_EXPLORER.format(name=tag, available=", ".join(EXPLORERS))
         lines.append(f"- {where}: {message}")
     return INVALID_CONFIG.format(details="\n".join(lines))
 
@@ -500,6 +561,30 @@ MODALITY_DEFAULTS: dict[str, dict[str, str]] = {
     "image": {"target": "cnn", "surrogate": "cnn"},
     "text": {"target": "tfidf-logistic", "surrogate": "minilm-mlp"},
 }
+
+
+SIZE_KEYS = ("target_train", "pool", "evaluation")
+
+
+def _registry_entry(data: dict[str, Any]) -> Any:
+    from multisteal.data.registry import DATASETS
+
+    name = data.get("dataset", "adult")
+    if any(data.get(k) is not None for k in FILE_SOURCES) or name is None:
+        return None
+    return DATASETS.get(str(name))
+
+
+def _dataset_split(data: dict[str, Any]) -> tuple[int | float, ...] | None:
+    """A bundled dataset's own default split sizes (e.g. SST-2's), if it has any."""
+    spec = _registry_entry(data)
+    return None if spec is None else spec.default_split
+
+
+def _dataset_budgets(data: dict[str, Any]) -> tuple[int, ...] | None:
+    """A bundled dataset's own default budgets (e.g. BreastMNIST's small pool), if any."""
+    spec = _registry_entry(data)
+    return None if spec is None else spec.default_budgets
 
 
 def _modality_of(data: dict[str, Any]) -> str:

@@ -18,12 +18,12 @@ from numpy.typing import NDArray
 
 from multisteal.data import load_csv, load_dataset, split_dataset
 from multisteal.data._csv import MISSING_CATEGORY
-from multisteal.data._dataset import Dataset, TabularDataset
+from multisteal.data._dataset import Dataset
 from multisteal.data.inputs import (
     ImageSpec,
     InputSpec,
     TabularSpec,
-    TextSpec,
+    input_spec_of,
     n_inputs,
     take_inputs,
 )
@@ -211,18 +211,6 @@ def load_configured_dataset(config: AuditConfig) -> Dataset:
         )
     dataset = load_dataset(str(config.dataset), data_dir=config.data_dir)
     return _with_positive_label(dataset, config.positive_label)
-
-
-def input_spec_of(dataset: Dataset) -> InputSpec:
-    """The input spec an owner publishes for a model of ``dataset``: its columns with the
-    categories and ranges of the data, its image size and value range, or text."""
-    if isinstance(dataset, TabularDataset):
-        return TabularSpec.from_frame(
-            dataset.features, categorical=dataset.categorical, numerical=dataset.numerical
-        )
-    if dataset.modality == "image":
-        return ImageSpec.from_array(np.asarray(dataset.inputs))
-    return TextSpec()
 
 
 def _count(value: int | float, n: int, *, name: str, part: str, official: str) -> int:

@@ -11,6 +11,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from multisteal import metrics
+from multisteal.experiments import schema
 from multisteal.experiments.config import AuditConfig
 from multisteal.experiments.data import PreparedData
 from multisteal.rashomon import Candidates
@@ -175,7 +176,7 @@ class EvaluationContext:
             "n_classes": data.dataset.n_classes,
             "min_group_size": self.config.min_group_size,
             "fairness_excluded_cells": self.excluded,
-            "data_notes": "; ".join(data.dataset.notes) or "none",
+            "data_notes": "; ".join(n.rstrip(".") for n in data.dataset.notes) or "none",
             "capped_categories": "; ".join(
                 f"{column} ({n} values → {self.config.max_categories})"
                 for column, n in self.capped.items()
@@ -240,19 +241,20 @@ class EvaluationContext:
         cases): ambiguity against the target, mean disagreement and Rashomon Capacity."""
         out: dict[str, float] = {}
         y = self.data.y_eval
+        sources = {
+            "ambiguity_vs_target": "ambiguous_vs_target",
+            "disagreement_mean": "disagreement",
+            "rashomon_capacity_mean": "rashomon_capacity",
+        }
         for c, name in enumerate(self.data.dataset.class_names):
             rows = y == c
             if not rows.any():
                 continue
-            label = f"[class={name}]"
-            out[f"ambiguity_vs_target{label}"] = float(
-                np.mean(per_sample["ambiguous_vs_target"][rows])
-            )
-            out[f"disagreement_mean{label}"] = float(np.mean(per_sample["disagreement"][rows]))
-            out[f"rashomon_capacity_mean{label}"] = float(
-                np.mean(per_sample["rashomon_capacity"][rows])
-            )
-            out[f"class_rows{label}"] = float(rows.sum())
+            for stat, source in sources.items():
+                out[schema.per_class_column(stat, str(name))] = float(
+                    np.mean(per_sample[source][rows])
+                )
+            out[schema.per_class_column("class_rows", str(name))] = float(rows.sum())
         return out
 
     def _set_metrics(self, size: int, frame: pd.DataFrame) -> dict[str, float]:
@@ -363,7 +365,9 @@ def fairness_of_members(
             )
 
         every = table(d)
-        renamed = {name: f"{name}[{attribute}]" for name in metrics.FAIRNESS_METRICS}
+        renamed = {
+            name: schema.fairness_column(name, attribute) for name in metrics.FAIRNESS_METRICS
+        }
         for column in every.columns.difference(list(metrics.FAIRNESS_METRICS)):
             # "accuracy[Female]" -> "group_accuracy[sex=Female]"
             renamed[column] = f"group_accuracy[{attribute}={str(column)[len('accuracy[') : -1]}]"
@@ -371,7 +375,12 @@ def fairness_of_members(
         if matched_d is not None:
             matched = table(matched_d)[list(metrics.FAIRNESS_METRICS)]
             frames.append(
-                matched.rename(columns={n: f"{n}[{attribute}]_{MATCHED}" for n in matched.columns})
+                matched.rename(
+                    columns={
+                        n: f"{schema.fairness_column(n, attribute)}_{MATCHED}"
+                        for n in matched.columns
+                    }
+                )
             )
     return pd.concat([f.reset_index(drop=True) for f in frames], axis=1)
 
@@ -383,7 +392,7 @@ def probe_gaps(P: NDArray[np.float64], data: PreparedData) -> dict[str, NDArray[
     """Per member, the bias probe's gaps between groups, for each attribute of the probe.
 
     For an attribute with two groups A < B (sorted names; rows without a group — EEC's
-    sentences with no race — are left out) the gaps are signed, A − B: ``probe_rate_gap`` in the
+    sentences with no race — are left out) the gaps are signed, A − B: ``eec.rate_gap`` in the
     rate of the favourable decision and ``probe_score_gap`` in the mean favourable probability.
     With more groups they are the largest minus the smallest group value. Shape ``(M,)`` each.
     """
@@ -406,6 +415,6 @@ def probe_gaps(P: NDArray[np.float64], data: PreparedData) -> dict[str, NDArray[
             label = "max-min"
             rate_gap = rates.max(axis=1) - rates.min(axis=1)
             score_gap = means.max(axis=1) - means.min(axis=1)
-        out[f"{data.probe.name}_rate_gap[{attribute}:{label}]"] = rate_gap
-        out[f"{data.probe.name}_score_gap[{attribute}:{label}]"] = score_gap
+        out[schema.probe_column(data.probe.name, "rate_gap", attribute, label)] = rate_gap
+        out[schema.probe_column(data.probe.name, "score_gap", attribute, label)] = score_gap
     return out

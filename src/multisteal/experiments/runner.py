@@ -38,11 +38,11 @@ from multisteal.models.pipeline import InputPipeline
 from multisteal.models.zoo import make_pipeline
 from multisteal.query import LocalQueryAPI
 from multisteal.rashomon import (
+    EXPLORERS,
     Candidates,
     DropoutExplorer,
     ExplorationContext,
     Explorer,
-    RetrainExplorer,
     candidate_losses,
     distinct_candidates,
     rashomon_set,
@@ -105,20 +105,8 @@ class AuditResult:
 
 
 def make_explorer(config: AuditConfig) -> Explorer:
-    """The configured Rashomon explorer."""
-    if config.explorer == "dropout":
-        d = config.dropout
-        return DropoutExplorer(
-            kind=d.kind,
-            semantics=d.semantics,
-            layers=config.dropout_layers,
-            rates=d.rates,
-            p_max=d.p_max,
-            n_rates=d.n_rates,
-            members_per_rate=d.members_per_rate,
-        )
-    r = config.retrain
-    return RetrainExplorer(n_members=r.n_members, bootstrap=r.bootstrap)
+    """The configured Rashomon explorer, from the registry (:data:`EXPLORERS`)."""
+    return EXPLORERS[config.explorer.name].factory(**config.explorer_params())
 
 
 def run_single_audit(

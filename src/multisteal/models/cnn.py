@@ -132,7 +132,10 @@ class TorchCNNClassifier(TorchClassifier):
         ``2**len(channels)`` pixels on each side.
     hidden : width of the hidden ``Linear`` layer.
     n_classes, epochs, batch_size, lr, weight_decay, min_steps, random_state : as in
-        :class:`TorchClassifier`.
+        :class:`TorchClassifier`. The defaults (20 epochs, batches of 128, lr 3e-3, at least
+        300 steps) were chosen on BreastMNIST and PneumoniaMNIST with validation-based epoch
+        selection (``benchmarks/bench_cnn.py``): test accuracy about 0.83 and 0.84, close to
+        MedMNIST's ResNet-18, in seconds on two CPU threads.
 
     Attributes
     ----------
@@ -152,10 +155,10 @@ class TorchCNNClassifier(TorchClassifier):
         hidden: int = 64,
         n_classes: int | None = None,
         epochs: int = 20,
-        batch_size: int = 64,
-        lr: float = 1e-3,
+        batch_size: int = 128,
+        lr: float = 3e-3,
         weight_decay: float = 1e-4,
-        min_steps: int = 200,
+        min_steps: int = 300,
         random_state: int | None = None,
     ) -> None:
         self.channels = channels

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
 from multisteal.rashomon.base import (
     CRITERIA,
     SELECTION,
@@ -27,6 +30,7 @@ from multisteal.rashomon.retrain import RetrainExplorer
 __all__ = [
     "CRITERIA",
     "DEFAULT_P_MAX",
+    "EXPLORERS",
     "SELECTION",
     "Candidates",
     "Criterion",
@@ -34,6 +38,7 @@ __all__ = [
     "EmptyRashomonSetWarning",
     "ExplorationContext",
     "Explorer",
+    "ExplorerSpec",
     "RashomonSet",
     "RetrainExplorer",
     "candidate_losses",
@@ -43,3 +48,35 @@ __all__ = [
     "perturbed_modules",
     "rashomon_set",
 ]
+
+
+@dataclass(frozen=True)
+class ExplorerSpec:
+    """A registered Rashomon explorer.
+
+    Attributes
+    ----------
+    factory : builds the explorer from its keyword parameters.
+    needs_torch : whether it perturbs a torch network (the surrogate must be one).
+    """
+
+    name: str
+    description: str
+    factory: Callable[..., Explorer]
+    needs_torch: bool
+
+
+EXPLORERS: Mapping[str, ExplorerSpec] = {
+    "dropout": ExplorerSpec(
+        "dropout",
+        "multiplicative noise on the units of the surrogate's Linear/Conv layers (Hsu et al. 2024)",
+        DropoutExplorer,
+        needs_torch=True,
+    ),
+    "retrain": ExplorerSpec(
+        "retrain",
+        "the surrogate's family refitted on the same transcript with other seeds",
+        RetrainExplorer,
+        needs_torch=False,
+    ),
+}

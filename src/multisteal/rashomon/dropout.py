@@ -271,7 +271,7 @@ class DropoutExplorer:
             return self._batched(module, X)
 
     def _batched(self, module: nn.Module, X: torch.Tensor) -> torch.Tensor:
-        """One forward pass over ``X`` in batches of ``batch_size`` rows."""
-        return torch.cat(
-            [module(X[s : s + self.batch_size]) for s in range(0, len(X), self.batch_size)]
-        )
+        """One forward pass over ``X`` in batches of ``batch_size`` rows (at most 1,024 images
+        at a time: a convolution's activations are much larger than a row's)."""
+        size = self.batch_size if X.dim() <= 2 else min(self.batch_size, 1024)
+        return torch.cat([module(X[s : s + size]) for s in range(0, len(X), size)])

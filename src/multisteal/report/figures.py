@@ -266,7 +266,9 @@ def write_figures(tables: RunTables, folder: Path) -> list[Path]:
         plot_fidelity_vs_budget(results, folder / "fidelity_vs_budget.png"),
         plot_ambiguity_vs_budget(results, folder / "ambiguity_vs_budget.png", tables.baselines),
     ]
-    if not members.empty:  # a run with no member table (e.g. restored by hand) has no scatter
+    has_fairness = any(m != "group_accuracy" for m, _ in fairness_columns(results))
+    # No scatter without a member table (a run restored by hand) or without sensitive attributes
+    if not members.empty and has_fairness:
         written.append(
             plot_member_fairness(
                 results,

@@ -7,12 +7,12 @@ rules to the per-seed numbers; nothing in it is fixed text that holds whatever t
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from multisteal.experiments import schema
 from multisteal.report.tables import (
     FAIRNESS_HEADLINE,
     RunTables,
@@ -295,12 +295,9 @@ def findings(tables: RunTables) -> list[Finding]:
     return out
 
 
-_PER_CLASS = re.compile(r"^ambiguity_vs_target\[class=(?P<name>.+)\]$")
-_PROBE = re.compile(r"^(?P<column>eec_(?:rate|score)_gap\[.+\])_target$")
-
-
 def _probe_columns(results: pd.DataFrame) -> list[str]:
-    return [m["column"] for c in results.columns if (m := _PROBE.match(str(c)))]
+    found = (schema.parse_probe_target(str(c)) for c in results.columns)
+    return [c for c in found if c is not None]
 
 
 def _at(frame: pd.DataFrame, budget: int | None, epsilon: float) -> pd.DataFrame:
@@ -316,7 +313,8 @@ def per_class_table(
     results: pd.DataFrame, baselines: pd.DataFrame, *, budget: int, epsilon: float
 ) -> pd.DataFrame:
     """Ambiguity and RC among each true class's evaluation rows (mean [95 % CI] over seeds)."""
-    names = [m["name"] for c in results.columns if (m := _PER_CLASS.match(str(c)))]
+    found = (schema.parse_per_class(str(c)) for c in results.columns)
+    names = [n for n in found if n is not None]
     if not names:
         return pd.DataFrame()
     rows = _at(results, budget, epsilon)
@@ -325,15 +323,15 @@ def per_class_table(
         floor = _at(baselines[baselines["baseline"] == "explorer_floor"], None, epsilon)
     out = []
     for name in names:
-        label = f"[class={name}]"
+        ambiguity = schema.per_class_column("ambiguity_vs_target", name)
         record = {
             "class": name,
-            "rows": _fmt(float(rows[f"class_rows{label}"].mean())),
-            "ambiguity": _pct_interval(rows[f"ambiguity_vs_target{label}"]),
-            "RC mean": _interval(rows[f"rashomon_capacity_mean{label}"]),
+            "rows": f"{rows[schema.per_class_column('class_rows', name)].mean():.0f}",
+            "ambiguity": _pct_interval(rows[ambiguity]),
+            "RC mean": _interval(rows[schema.per_class_column("rashomon_capacity_mean", name)]),
         }
-        if not floor.empty and f"ambiguity_vs_target{label}" in floor:
-            record["floor ambiguity"] = _pct_interval(floor[f"ambiguity_vs_target{label}"])
+        if not floor.empty and ambiguity in floor:
+            record["floor ambiguity"] = _pct_interval(floor[ambiguity])
         out.append(record)
     return pd.DataFrame(out)
 
@@ -354,7 +352,7 @@ def probe_table(
     out = []
     for column in columns:
         record = {
-            "gap": column.removeprefix("eec_"),
+            "gap": column.split(".", 1)[1],
             "target": _interval(rows[f"{column}_target"]),
             "set min": _interval(rows[f"{column}_min"]),
             "set max": _interval(rows[f"{column}_max"]),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pandas as pd
 
 from multisteal import metrics
 from multisteal.errors import DataError
+from multisteal.experiments import schema
 
 __all__ = [
     "FAIRNESS_HEADLINE",
@@ -24,14 +24,13 @@ __all__ = [
     "seed_interval",
 ]
 
-_FAIRNESS = re.compile(r"^(?P<metric>[a-z_]+)\[(?P<attribute>[^\]]+)\]_target$")
 #: The between-group differences the summary tests for the paper's finding.
 FAIRNESS_HEADLINE = (
     "demographic_parity_difference",
     "true_positive_rate_difference",
     "equalized_odds_difference",
 )
-SET_KEYS = ("budget", "epsilon", "reference")
+SET_KEYS = schema.SET_KEYS
 BASELINE_KEYS = ("baseline", "epsilon", "reference")
 
 
@@ -122,9 +121,9 @@ def fairness_columns(results: pd.DataFrame) -> list[tuple[str, str]]:
     """The (metric, attribute) pairs that the results carry, in column order."""
     pairs = []
     for column in results.columns:
-        match = _FAIRNESS.match(str(column))
-        if match:
-            pairs.append((match["metric"], match["attribute"]))
+        pair = schema.parse_fairness_target(str(column))
+        if pair is not None:
+            pairs.append(pair)
     return pairs
 
 
