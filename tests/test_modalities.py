@@ -282,3 +282,29 @@ def test_the_attackers_encoder_never_sees_a_target_train_row(monkeypatch, tmp_pa
     queried = result.samples["seed0/b150/query_index"]
     assert set(queried) <= set(data.pool_index)
     assert not set(queried) & set(data.target_index)
+
+
+def test_the_audited_dataset_is_not_its_own_out_of_distribution_pool() -> None:
+    from multisteal.experiments.data import POOL_SAME
+
+    config = load_config({"dataset": "breastmnist", "pool_dataset": "breastmnist"})
+    with pytest.raises(Exception) as info:  # noqa: PT011 - the message is what is checked
+        prepare_data(config)
+    assert str(info.value) == POOL_SAME.format(name="breastmnist")
+
+
+def test_another_corpus_loses_the_audited_datasets_own_sentences() -> None:
+    # SST-2 was built from Rotten Tomatoes' snippets: most RT sentences are SST-2 sentences
+    # (other case and tokenisation), its dev sentences included. They must not reach the pool.
+    from multisteal.experiments.data import _input_key
+
+    data = prepare_data(
+        load_config({"dataset": "sst2", "pool_dataset": "rotten_tomatoes", "probe": "none"})
+    )
+    own = {_input_key(t) for t in data.dataset.inputs}
+    assert not any(_input_key(t) in own for t in data.X_pool)
+    dev = {_input_key(t) for t in data.X_eval}
+    rt = load_dataset("rotten_tomatoes")
+    assert sum(_input_key(t) in dev for t in rt.inputs) > 600  # the overlap is real
+    assert len(data.X_pool) == 4746  # of RT's 10,662 sentences
+    assert set(data.pool_index) <= set(range(len(rt)))

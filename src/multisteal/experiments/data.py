@@ -83,6 +83,11 @@ POOL_INCOMPATIBLE = (
     "The attacker's pool ({pool}) cannot be sent to the target, which takes {spec}: {problem} "
     "Nothing was queried."
 )
+POOL_SAME = (
+    "--pool-dataset {name} is the audited dataset itself: its whole content would include the "
+    "target's training rows and the evaluation rows. The attacker's share of it is the default "
+    "pool; leave --pool-dataset out."
+)
 POOL_MODALITY = (
     "The attacker's pool dataset {pool!r} holds {pool_modality} inputs, but the target takes "
     "{modality} inputs. Nothing was queried."
@@ -265,6 +270,8 @@ def _pool(
     whose inputs are checked against the target's input spec before any query."""
     if config.pool_dataset is None:
         return take_inputs(dataset.inputs, pool_rows), dataset.name, pool_rows
+    if config.pool_dataset == config.dataset:
+        raise ConfigError(POOL_SAME.format(name=config.pool_dataset))
     other = load_dataset(config.pool_dataset, data_dir=config.data_dir)
     if other.modality != dataset.modality:
         raise ConfigError(
@@ -272,7 +279,6 @@ def _pool(
                 pool=other.name, pool_modality=other.modality, modality=dataset.modality
             )
         )
-    rows = np.arange(len(other), dtype=np.int64)
     inputs = other.inputs
     try:
         inputs = spec.validate(inputs)
@@ -280,7 +286,30 @@ def _pool(
         raise ConfigError(
             POOL_INCOMPATIBLE.format(pool=other.name, spec=_describe_spec(spec), problem=exc)
         ) from None
-    return inputs, other.name, rows
+    # Another corpus may hold the audited data's own inputs (SST-2 was built from Rotten
+    # Tomatoes' sentences): those would put evaluation or target-train rows in the attacker's
+    # hands, so they leave the pool.
+    own = {_input_key(x) for x in _items(dataset.inputs)}
+    keep = np.asarray([_input_key(x) not in own for x in _items(inputs)], dtype=bool)
+    rows = np.flatnonzero(keep).astype(np.int64)
+    return take_inputs(inputs, rows), other.name, rows
+
+
+def _items(inputs: Any) -> list[Any]:
+    if isinstance(inputs, pd.DataFrame):
+        return [tuple(map(str, row)) for row in inputs.itertuples(index=False)]
+    return list(inputs)
+
+
+def _input_key(item: Any) -> Any:
+    """What makes two inputs the same one: a text's words (case, punctuation and the PTB
+    bracket tokens aside), an image's pixels, a record's values."""
+    if isinstance(item, str):
+        text = item.lower().replace("-lrb-", "(").replace("-rrb-", ")")
+        return " ".join("".join(c if c.isalnum() else " " for c in text).split())
+    if isinstance(item, np.ndarray):
+        return np.ascontiguousarray(item, dtype=np.float64).tobytes()
+    return item
 
 
 def _describe_spec(spec: InputSpec) -> str:

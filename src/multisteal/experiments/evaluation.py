@@ -11,6 +11,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from multisteal import metrics
+from multisteal.data.inputs import n_inputs
 from multisteal.experiments import schema
 from multisteal.experiments.config import AuditConfig
 from multisteal.experiments.data import PreparedData
@@ -185,6 +186,7 @@ class EvaluationContext:
             "modality": data.modality,
             "sensitive_attributes": ", ".join(map(str, data.sensitive_eval.columns)) or "none",
             "pool_dataset": data.pool_name,
+            "pool_size": n_inputs(data.X_pool),
             "target_accuracy": metrics.accuracy(data.y_eval, self.t),
             "surrogate_accuracy": metrics.accuracy(data.y_eval, s),
             "surrogate_agreement": metrics.agreement(self.t, s),

@@ -375,9 +375,12 @@ def _notes(tables: RunTables) -> list[str]:
         )
     pool = first.get("pool_dataset")
     if isinstance(pool, str) and pool not in ("", str(first["dataset"])):
+        size = first.get("pool_size")
+        kept = f" ({int(size):,} inputs" if size is not None and np.isfinite(size) else " ("
         notes.append(
-            f"The attacker's pool is another dataset, `{pool}` (out of distribution, the "
-            "Knockoff setting); the explorer floor uses that pool too."
+            f"The attacker's pool is another dataset, `{pool}`{kept}, after removing any input "
+            "equal to one of the audited dataset's own; out of distribution, the Knockoff "
+            "setting); the explorer floor uses that pool too."
         )
     if first.get("explorer_dropout_semantics") == "per-pass":
         notes.append(
