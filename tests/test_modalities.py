@@ -110,6 +110,10 @@ def test_out_of_distribution_pool_for_images(tmp_path: Path) -> None:
     # the queries are chest X-rays, not the 10 breast images of the in-distribution pool
     log = pd.read_csv(out / "query_log.csv")
     assert log.loc[log["api"] == "attacker", "rows"].sum() == 200
+    # positions in PneumoniaMNIST's 5,856 images: beyond BreastMNIST's 780, so not its own pool
+    queried = np.load(out / "samples.npz")["seed0/b200/query_index"]
+    assert queried.max() >= 780
+    assert queried.max() < 5856
 
 
 def test_a_pool_of_another_shape_fails_before_any_query(tmp_path: Path) -> None:
@@ -306,5 +310,131 @@ def test_another_corpus_loses_the_audited_datasets_own_sentences() -> None:
     dev = {_input_key(t) for t in data.X_eval}
     rt = load_dataset("rotten_tomatoes")
     assert sum(_input_key(t) in dev for t in rt.inputs) > 600  # the overlap is real
-    assert len(data.X_pool) == 4746  # of RT's 10,662 sentences
+    assert len(data.X_pool) == 4745  # of RT's 10,662 sentences
     assert set(data.pool_index) <= set(range(len(rt)))
+
+
+def test_probe_gaps_use_the_favourable_class_and_first_minus_second() -> None:
+    from types import SimpleNamespace
+
+    from multisteal.experiments.data import Probe
+    from multisteal.experiments.evaluation import probe_gaps
+
+    groups = pd.DataFrame(
+        {"gender": ["female", "female", "male", "male"], "race": ["A", "B", "none", "B"]}
+    )
+    data = SimpleNamespace(
+        probe=Probe("eec", np.array(["s"] * 4, dtype=object), groups),
+        dataset=SimpleNamespace(positive_class=1),
+    )
+    # one member; P[:, :, 1] is the favourable probability
+    favourable = np.array([0.9, 0.8, 0.3, 0.6])
+    P = np.stack([1 - favourable, favourable], axis=-1)[None]
+    gaps = probe_gaps(P, data)  # type: ignore[arg-type]
+    # gender: female rate 1.0 (both > 0.5), male 0.5 -> +0.5; scores 0.85 - 0.45 = +0.4
+    assert gaps["eec.rate_gap[gender:female-male]"][0] == pytest.approx(0.5)
+    assert gaps["eec.score_gap[gender:female-male]"][0] == pytest.approx(0.4)
+    # race: "none" is left out; A (0.9) - B (mean of 0.8 and 0.6 = 0.7) = +0.2
+    assert gaps["eec.score_gap[race:A-B]"][0] == pytest.approx(0.2)
+    assert gaps["eec.rate_gap[race:A-B]"][0] == pytest.approx(0.0)
+
+
+def test_the_official_split_draws_target_and_pool_from_train_and_evaluates_on_test() -> None:
+    config = load_config({"dataset": "breastmnist", "split": {"target_train": 200, "pool": 0.5}})
+    data = prepare_data(config)
+    parts = data.dataset.parts
+    assert parts is not None
+    train, val, test = (set(parts[k].tolist()) for k in ("train", "val", "test"))
+    assert len(data.target_index) == 200
+    assert len(data.pool_index) == 273  # half of the 546 training images
+    assert set(data.target_index) <= train
+    assert set(data.pool_index) <= train
+    assert not set(data.target_index) & set(data.pool_index)
+    assert set(data.evaluation_index.tolist()) == test
+    assert data.X_val is not None
+    assert len(data.X_val) == len(val) == 78
+    # stratified: the target-train part keeps the training class balance (147 : 399)
+    share = data.y_target.mean()
+    assert abs(share - 399 / 546) < 0.01
+    with pytest.raises(Exception, match="exceed the 546 rows of its official train part"):
+        prepare_data(
+            load_config({"dataset": "breastmnist", "split": {"target_train": 400, "pool": 200}})
+        )
+
+
+def test_soft_targets_train_a_scikit_learn_surrogate_by_weight() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from multisteal.data.inputs import TextSpec
+    from multisteal.models.zoo import make_pipeline
+
+    texts = np.array(["good", "bad", "fine", "poor"] * 10, dtype=object)
+    soft = np.tile([[0.2, 0.8], [0.7, 0.3], [0.4, 0.6], [0.9, 0.1]], (10, 1))
+    model = make_pipeline("tfidf-logistic", TextSpec(), n_classes=2).fit(texts, soft)
+    # the same as a weighted fit on rows repeated per class ...
+    X = model.encoder_.transform(texts)
+    rows, classes = np.nonzero(soft > 0)
+    weighted = LogisticRegression(max_iter=2000, C=4.0).fit(
+        X[rows], classes, sample_weight=soft[rows, classes]
+    )
+    np.testing.assert_allclose(model.predict_proba(texts), weighted.predict_proba(X), atol=1e-6)
+    # ... and not a fit on the argmax labels, which would push "fine" (0.6) much further
+    hard = make_pipeline("tfidf-logistic", TextSpec(), n_classes=2).fit(texts, soft.argmax(1))
+    assert abs(model.predict_proba(texts)[2, 1] - hard.predict_proba(texts)[2, 1]) > 0.05
+
+
+def test_a_transcript_of_one_class_gives_a_constant_surrogate(tmp_path: Path) -> None:
+    from multisteal.data.inputs import TextSpec
+    from multisteal.models import load_model, save_model
+    from multisteal.models.zoo import make_pipeline
+
+    texts = np.array(["good", "great", "fine"], dtype=object)
+    model = make_pipeline("tfidf-logistic", TextSpec(), n_classes=3).fit(texts, np.array([2, 2, 2]))
+    np.testing.assert_array_equal(model.predict_proba(np.array(["bad"], dtype=object)), [[0, 0, 1]])
+    again = load_model(save_model(model, tmp_path / "constant"))
+    np.testing.assert_array_equal(again.predict_proba(texts), model.predict_proba(texts))
+
+
+def test_config_names_the_right_source_for_each_option() -> None:
+    from multisteal.experiments.config import PROBE_TEXT_ONLY
+
+    cases = [
+        (
+            {"csv": "x.csv", "label": "y", "sensitive": ["s"], "text_column": "t"},
+            "text_column applies to a text CSV (--text-csv), not to a CSV of records (--csv).",
+        ),
+        (
+            {"text_csv": "x.csv", "label": "y", "text_column": "t", "categorical": ["c"]},
+            "categorical applies to a CSV of records (--csv), not to a text CSV (--text-csv).",
+        ),
+        (
+            {"dataset": "breastmnist", "text_column": "t"},
+            "text_column applies to a text CSV (--text-csv), not to a bundled dataset.",
+        ),
+        ({"dataset": "german_credit", "probe": "eec"}, PROBE_TEXT_ONLY.format(modality="tabular")),
+        (
+            {
+                "dataset": "german_credit",
+                "surrogate": "torch-logistic",
+                "explorer": {"name": "dropout", "layers": "hidden"},
+            },
+            "hidden layers",
+        ),
+    ]
+    for raw, expected in cases:
+        with pytest.raises(Exception) as info:  # noqa: PT011 - the message is what is checked
+            load_config(raw)
+        assert expected in str(info.value), raw
+
+
+def test_image_value_ranges_follow_the_data_type() -> None:
+    grey = np.zeros((2, 4, 4), dtype=np.int64)
+    grey[0, 0, 0] = 254
+    assert (ImageSpec.from_array(grey).low, ImageSpec.from_array(grey).high) == (0.0, 255.0)
+    assert ImageSpec.from_array(grey.astype(np.uint16)).high == 65535.0
+    assert ImageSpec.from_array(grey.astype(np.float32) / 255).high == 1.0
+    signed = grey.astype(np.float64) - 300.0
+    spec = ImageSpec.from_array(signed)
+    assert (spec.low, spec.high) == (-300.0, -46.0)
+    with pytest.raises(Exception, match="must hold numbers"):
+        ImageSpec(4, 4).validate(np.zeros((1, 4, 4), dtype=np.complex128))

@@ -243,3 +243,31 @@ def test_a_fairness_range_within_the_fidelity_span_is_not_the_finding(tables) ->
     )
     text = render_summary(wide)
     assert "less determined than fidelity" not in text
+
+
+def test_per_class_and_probe_intervals_are_not_clipped_to_shares() -> None:
+    from multisteal.report.summary import per_class_table, probe_table
+
+    rows = pd.DataFrame(
+        {
+            "seed": [0, 1, 2],
+            "budget": 100,
+            "epsilon": 0.01,
+            "reference": "target",
+            "ambiguity_vs_target[class=a]": [0.1, 0.2, 0.3],
+            "rashomon_capacity_mean[class=a]": [1.05, 1.10, 1.15],
+            "class_rows[class=a]": 40,
+            "eec.rate_gap[gender:female-male]_target": [-0.05, -0.04, -0.06],
+            "eec.rate_gap[gender:female-male]_min": [-0.09, -0.08, -0.1],
+            "eec.rate_gap[gender:female-male]_max": [0.01, 0.0, 0.02],
+            "eec.rate_gap[gender:female-male]_range": [0.1, 0.08, 0.12],
+        }
+    )
+    classes = per_class_table(rows, pd.DataFrame(), budget=100, epsilon=0.01)
+    assert classes.loc[0, "rows"] == "40"
+    # RC lives in [1, C]: its interval must not be clipped at 1 from above
+    assert classes.loc[0, "RC mean"] == "1.100 [1.000, 1.224]"  # t-interval [0.976, 1.224]
+    probe = probe_table(rows, pd.DataFrame(), budget=100, epsilon=0.01)
+    # signed gaps keep their sign (a share-clipped interval would show [0.000, ...])
+    assert probe.loc[0, "target"].startswith("-0.050 [-0.075, -0.025]")
+    assert probe.loc[0, "gap"] == "rate_gap[gender:female-male]"

@@ -73,6 +73,10 @@ NPZ_IMAGE_SHAPE_MSG = (
     "Array 'x' of {file} must have shape (n, H, W) or (n, H, W, C) with H, W and C at least 1; "
     "got shape {shape}."
 )
+NPZ_CHANNELS_FIRST_MSG = (
+    "Array 'x' of {file} has shape {shape}, which looks channels-first (n, C, H, W); images are "
+    "taken channels-last, (n, H, W, C): save np.moveaxis(x, 1, -1) instead."
+)
 NPZ_IMAGE_DTYPE_MSG = "Array 'x' of {file} must hold real numbers; got dtype {dtype}."
 NPZ_NO_IMAGES_MSG = "{file} holds no images (array 'x' has 0 rows)."
 NPZ_NON_FINITE_MSG = (
@@ -395,6 +399,8 @@ def load_image_npz(
     x, y = arrays["x"], arrays["y"]
     if x.ndim not in (3, 4) or 0 in x.shape[1:]:
         raise DataError(NPZ_IMAGE_SHAPE_MSG.format(file=file, shape=x.shape))
+    if x.ndim == 4 and x.shape[1] in (1, 3, 4) and x.shape[3] > 4:
+        raise DataError(NPZ_CHANNELS_FIRST_MSG.format(file=file, shape=x.shape))
     if x.dtype.kind not in "biuf":
         raise DataError(NPZ_IMAGE_DTYPE_MSG.format(file=file, dtype=x.dtype))
     if len(x) == 0:

@@ -381,14 +381,15 @@ class ImageSpec:
         """The spec of ``images``: their size, channels and value range (0–255 for uint8
         images, else the range seen, or [0, 1] when the values lie within it)."""
         channels = int(images.shape[3]) if images.ndim == 4 else 0
-        if images.dtype == np.uint8:
-            low, high = 0.0, 255.0
-        else:
-            low, high = float(np.min(images)), float(np.max(images))
-            if low >= 0.0 and high <= 1.0:
-                low, high = 0.0, 1.0
-            elif low == high:
-                high = low + 1.0
+        low, high = float(np.min(images)), float(np.max(images))
+        if np.issubdtype(images.dtype, np.unsignedinteger):
+            low, high = 0.0, float(np.iinfo(images.dtype).max)  # the dtype's whole range
+        elif low >= 0.0 and high <= 1.0:
+            low, high = 0.0, 1.0  # intensities in [0, 1]
+        elif low >= 0.0 and high <= 255.0:
+            low, high = 0.0, 255.0  # 8-bit intensities stored as int64 or float
+        elif low == high:
+            high = low + 1.0
         return cls(int(images.shape[1]), int(images.shape[2]), channels, low, high)
 
     def validate(self, inputs: object) -> NDArray[Any]:
@@ -403,7 +404,11 @@ class ImageSpec:
                 NOT_IMAGES.format(expected=expected, got="nested lists of unequal lengths")
             ) from None
         if arr.dtype == object or not (
-            np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
+            (
+                np.issubdtype(arr.dtype, np.number)
+                and not np.issubdtype(arr.dtype, np.complexfloating)
+            )
+            or arr.dtype == np.bool_
         ):
             if arr.dtype == object:
                 raise InvalidInputError(

@@ -47,6 +47,25 @@ DROPOUT_NEEDS_TORCH = (
     "The dropout explorer perturbs a torch network, and the surrogate {name!r} is not one. Use "
     "--explorer retrain, or a torch surrogate for {modality} data: {available}."
 )
+PROBE_TEXT_ONLY = (
+    "The EEC probe scores sentences, so it applies to text models; these data are {modality}. "
+    "Leave --probe at auto (or none)."
+)
+WRONG_SOURCE = "{option} applies to {where}, not to {source}."
+SOURCE_NAMES = {
+    "dataset": "a bundled dataset",
+    "csv": "a CSV of records (--csv)",
+    "images": "an image file (--images)",
+    "text_csv": "a text CSV (--text-csv)",
+}
+OPTION_SOURCES = {
+    "label": "a CSV file (--csv or --text-csv)",
+    "sensitive": "a CSV file (--csv or --text-csv)",
+    "encoding": "a CSV file (--csv or --text-csv)",
+    "categorical": "a CSV of records (--csv)",
+    "numerical": "a CSV of records (--csv)",
+    "text_column": "a text CSV (--text-csv)",
+}
 SYNTHETIC_TEXT = (
     "The synthetic attack draws inputs from the target's input spec, and a text spec has no "
     "distribution to draw sentences from. Use --attack pool (with --pool-dataset for another "
@@ -369,7 +388,13 @@ class AuditConfig(_Strict):
             if present and option not in allowed.get(source, set()):
                 if source == "images":
                     raise ValueError(NOT_FOR_IMAGES.format(option=option))
-                raise ValueError(CSV_ONLY.format(option=option))
+                if source == "dataset" and option != "text_column":
+                    raise ValueError(CSV_ONLY.format(option=option))
+                raise ValueError(
+                    WRONG_SOURCE.format(
+                        option=option, where=OPTION_SOURCES[option], source=SOURCE_NAMES[source]
+                    )
+                )
         if self.csv is not None and (not self.label or not self.sensitive):
             raise ValueError(CSV_NEEDS_LABEL)
         if self.text_csv is not None and (not self.label or not self.text_column):
@@ -398,6 +423,8 @@ class AuditConfig(_Strict):
                     name=self.surrogate, modality=modality, available=", ".join(torch_ones)
                 )
             )
+        if self.probe == "eec" and modality != "text":
+            raise ValueError(PROBE_TEXT_ONLY.format(modality=modality))
         if self.attack == "synthetic" and modality == "text":
             raise ValueError(SYNTHETIC_TEXT)
         if self.surrogate_family.name in ("mlp", "torch-logistic", "minilm-mlp"):
@@ -423,15 +450,19 @@ class AuditConfig(_Strict):
         if (
             isinstance(self.explorer, DropoutConfig)
             and self.explorer.layers == "hidden"
-            and (
-                self.surrogate == "logistic"
-                or not self.surrogate_params.get("hidden_layer_sizes", (1,))
-            )
+            and self.surrogate_family.name in ("torch-logistic", "mlp", "minilm-mlp")
+            and not self.surrogate_has_hidden_layers
         ):
             raise ValueError(HIDDEN_LOGISTIC)
         if self.target_path is not None and len(self.seed_list) > 1:
             raise ValueError(LOADED_TARGET_SEEDS)
         return self
+
+    @property
+    def data_source(self) -> str:
+        """Where the data come from: ``dataset`` (bundled), ``csv``, ``images`` or
+        ``text_csv``."""
+        return next((k for k in FILE_SOURCES if getattr(self, k) is not None), "dataset")
 
     @property
     def modality(self) -> str:
@@ -458,6 +489,20 @@ class AuditConfig(_Strict):
     def probe_enabled(self, modality: str) -> bool:
         """Whether the EEC bias probe is scored (``auto``: for text data)."""
         return self.probe == "eec" or (self.probe == "auto" and modality == "text")
+
+    def data_file_sha256(self) -> str | None:
+        """The SHA-256 of the data file (a CSV, image or text file; ``None`` for a bundled
+        dataset, whose files are checked against the registry)."""
+        import hashlib
+
+        path = next((getattr(self, k) for k in FILE_SOURCES if getattr(self, k) is not None), None)
+        if path is None:
+            return None
+        digest = hashlib.sha256()
+        with Path(path).open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
 
     def explorer_params(self) -> dict[str, Any]:
         """The keyword parameters of the configured explorer (see ``EXPLORERS``)."""

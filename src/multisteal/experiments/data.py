@@ -264,7 +264,11 @@ def _official_split(
 
 
 def _pool(
-    config: AuditConfig, dataset: Dataset, spec: InputSpec, pool_rows: NDArray[np.int64]
+    config: AuditConfig,
+    dataset: Dataset,
+    spec: InputSpec,
+    pool_rows: NDArray[np.int64],
+    held_out: NDArray[np.int64],
 ) -> tuple[Any, str, NDArray[np.int64]]:
     """The attacker's pool: its share of the dataset, or another dataset (``pool_dataset``)
     whose inputs are checked against the target's input spec before any query."""
@@ -290,7 +294,13 @@ def _pool(
     # Tomatoes' sentences): those would put evaluation or target-train rows in the attacker's
     # hands, so they leave the pool.
     own = {_input_key(x) for x in _items(dataset.inputs)}
-    keep = np.asarray([_input_key(x) not in own for x in _items(inputs)], dtype=bool)
+    keys = [_input_key(x) for x in _items(inputs)]
+    keep = np.asarray([k not in own for k in keys], dtype=bool)
+    if dataset.modality == "text":
+        # SST-2's training items are phrases of Rotten Tomatoes sentences: a phrase of an
+        # evaluation sentence would leak it piece by piece, so those leave the pool too.
+        held = "\n".join(str(_input_key(t)) for t in take_inputs(dataset.inputs, held_out))
+        keep &= np.asarray([str(k) not in held for k in keys], dtype=bool)
     rows = np.flatnonzero(keep).astype(np.int64)
     return take_inputs(inputs, rows), other.name, rows
 
@@ -366,7 +376,13 @@ def prepare_data(config: AuditConfig) -> PreparedData:
                 ONE_CLASS_PART.format(part=part, rows=len(rows), classes=classes.size)
             )
     _check_groups(dataset, evaluation, config.min_group_size)
-    X_pool, pool_name, pool_index = _pool(config, dataset, spec, np.asarray(pool_rows, np.int64))
+    X_pool, pool_name, pool_index = _pool(
+        config,
+        dataset,
+        spec,
+        np.asarray(pool_rows, np.int64),
+        np.concatenate([evaluation, selection]).astype(np.int64),
+    )
     inputs = dataset.inputs
     return PreparedData(
         dataset=dataset,

@@ -61,8 +61,10 @@ def file_sha256(path: str | Path) -> str:
 def _inputs(config: AuditConfig) -> dict[str, str]:
     """What a run reads besides its configuration, with checksums (``--resume`` checks them)."""
     out: dict[str, str] = {}
-    if config.csv is not None:
-        out |= {"csv": str(config.csv), "csv_sha256": file_sha256(config.csv)}
+    for name in ("csv", "images", "text_csv"):  # the data file, whatever its kind
+        path = getattr(config, name)
+        if path is not None:
+            out |= {name: str(path), f"{name}_sha256": file_sha256(path)}
     if config.target_path is not None and (Path(config.target_path) / "meta.json").is_file():
         meta = Path(config.target_path) / "meta.json"
         out |= {"target": str(config.target_path), "target_sha256": file_sha256(meta)}

@@ -199,6 +199,7 @@ class _Audit:
             "modality": data.modality,
             "input_spec": data.input_spec.to_dict(),
             "classes": [str(c) for c in data.dataset.class_names],
+            "data_sha256": config.data_file_sha256(),
         }
         clock = self._timed("target", clock)
 

@@ -62,6 +62,8 @@ def check_target_metadata(config: AuditConfig, data: PreparedData) -> dict[str, 
         "split": config.split.model_dump(),
         "split_seed": data.split_seed,
         "input_spec": data.input_spec.to_dict(),
+        "classes": [str(c) for c in data.dataset.class_names],
+        "data_sha256": config.data_file_sha256(),
     }
     for name, value in here.items():
         if saved.get(name) != value:

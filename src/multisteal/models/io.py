@@ -80,6 +80,7 @@ _TRUSTED_TYPES = frozenset(
 )
 #: What the top-level object of each skops file must be.
 _MODEL_TYPES = (
+    "sklearn.dummy.DummyClassifier",
     "sklearn.linear_model._logistic.LogisticRegression",
     "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
 )

@@ -150,7 +150,18 @@ class InputPipeline(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
                 "X_val": encoder.transform(validation[0]),
                 "y_val": np.asarray(validation[1]),
             }
-        if targets.ndim == 2 and not _takes_soft(model):
+        seen_classes = (
+            np.flatnonzero(targets.sum(axis=0) > 0) if targets.ndim == 2 else np.unique(targets)
+        )
+        if not _takes_soft(model) and seen_classes.size < 2:
+            # A transcript that holds one class only (a skewed or tiny budget): scikit-learn's
+            # classifiers refuse it, and the only model that fits it answers that class.
+            from sklearn.dummy import DummyClassifier
+
+            model = DummyClassifier(strategy="prior")
+            model.fit(np.zeros((len(targets), 1)), np.full(len(targets), seen_classes[0]))
+            encoded = None
+        elif targets.ndim == 2 and not _takes_soft(model):
             rows, labels, weights = soft_target_rows(encoded, targets.astype(np.float64))
             model.fit(rows, labels, sample_weight=weights, **fit_params)
         else:
@@ -210,7 +221,10 @@ class InputPipeline(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
     def predict_proba(self, X: Any) -> NDArray[np.float64]:
         self._check("predict_proba")
-        scores = np.asarray(self.model_.predict_proba(self.encode(X)), dtype=np.float64)
+        encoded = self.encode(X)
+        if type(self.model_).__name__ == "DummyClassifier":  # one class seen: constant answers
+            encoded = np.zeros((encoded.shape[0], 1))
+        scores = np.asarray(self.model_.predict_proba(encoded), dtype=np.float64)
         if scores.shape[1] == self.n_classes_:
             return scores
         out = np.zeros((scores.shape[0], self.n_classes_), dtype=np.float64)

@@ -76,6 +76,16 @@ def _interval(values: pd.Series, *, digits: int = 3) -> str:
     return format_interval(seed_interval(values.to_numpy()), digits=digits, lower=0.0, upper=1.0)
 
 
+def _rc_interval(values: pd.Series) -> str:
+    """Mean [95 % t-interval] of a Rashomon Capacity (at least 1)."""
+    return format_interval(seed_interval(values.to_numpy()), digits=3, lower=1.0)
+
+
+def _signed_interval(values: pd.Series) -> str:
+    """Mean [95 % t-interval] of a signed difference of shares (in [-1, 1])."""
+    return format_interval(seed_interval(values.to_numpy()), digits=3, lower=-1.0, upper=1.0)
+
+
 def _count_interval(values: pd.Series) -> str:
     return format_interval(seed_interval(values.to_numpy()), digits=1, lower=0.0)
 
@@ -328,7 +338,7 @@ def per_class_table(
             "class": name,
             "rows": f"{rows[schema.per_class_column('class_rows', name)].mean():.0f}",
             "ambiguity": _pct_interval(rows[ambiguity]),
-            "RC mean": _interval(rows[schema.per_class_column("rashomon_capacity_mean", name)]),
+            "RC mean": _rc_interval(rows[schema.per_class_column("rashomon_capacity_mean", name)]),
         }
         if not floor.empty and ambiguity in floor:
             record["floor ambiguity"] = _pct_interval(floor[ambiguity])
@@ -353,9 +363,9 @@ def probe_table(
     for column in columns:
         record = {
             "gap": column.split(".", 1)[1],
-            "target": _interval(rows[f"{column}_target"]),
-            "set min": _interval(rows[f"{column}_min"]),
-            "set max": _interval(rows[f"{column}_max"]),
+            "target": _signed_interval(rows[f"{column}_target"]),
+            "set min": _signed_interval(rows[f"{column}_min"]),
+            "set max": _signed_interval(rows[f"{column}_max"]),
             "set range": _interval(rows[f"{column}_range"]),
         }
         if not owner.empty and f"{column}_range" in owner:
@@ -374,7 +384,7 @@ def _notes(tables: RunTables) -> list[str]:
             "MLP head: dropout perturbs the head only; the embedding model is never perturbed."
         )
     pool = first.get("pool_dataset")
-    if isinstance(pool, str) and pool not in ("", str(first["dataset"])):
+    if isinstance(pool, str) and pool not in ("", "none", "nan"):
         size = first.get("pool_size")
         kept = f" ({int(size):,} inputs" if size is not None and np.isfinite(size) else " ("
         notes.append(
@@ -510,13 +520,20 @@ def render_summary(tables: RunTables) -> str:
             "(*RC*, in [1, C]); *floor* is the explorer-floor baseline's ambiguity there.",
         ]
     if str(first.get("sensitive_attributes", "")) == "none":
+        why = {
+            "csv": "no sensitive column was given (--sensitive)",
+            "text_csv": "no sensitive column was given (--sensitive)",
+            "images": "the image file has no `groups` array",
+        }.get(
+            str(first.get("data_source", "dataset")),
+            f"`{first['dataset']}` records no demographic attribute",
+        )
         lines += [
             "",
             "## Group fairness",
             "",
-            f"Not measured: `{first['dataset']}` records no demographic attribute, and "
-            "multisteal does not invent groups. Multiplicity per true class is reported "
-            "instead"
+            f"Not measured: {why}, and multisteal does not invent groups. Multiplicity per "
+            "true class is reported instead"
             + (
                 "; for text models the EEC probe below compares genders and races."
                 if "eec" in str(first.get("probe", "")) or _probe_columns(results)
