@@ -283,3 +283,26 @@ def test_saved_raw_input_models_score_raw_inputs(tmp_path, rng: np.random.Genera
         loaded = load_model(save_model(model, tmp_path / f"m{k}"))
         assert isinstance(loaded, InputPipeline), family
         np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+
+
+def test_record_edge_cases_are_named_plainly() -> None:
+    whole = _records().assign(age=[20, 30.5, 40, 50])
+    assert _message(SPEC, whole) == msg.NOT_WHOLE.format(column="age", row=1, value=30.5)
+    twice = pd.concat([_records(), _records()[["age"]]], axis=1)
+    assert _message(SPEC, twice) == msg.DUPLICATE_INPUT_COLUMNS.format(columns="'age'")
+    numbers = TabularSpec((ColumnSpec("code", "categorical", ("1", "2")),))
+    text = _message(numbers, pd.DataFrame({"code": np.array([1.5])}))
+    assert "holds 1.5," in text  # not np.float64(1.5)
+
+
+def test_a_loaded_target_checks_raw_inputs_against_its_published_spec(tmp_path) -> None:
+    from multisteal.models import load_model, save_model
+
+    texts = np.array(["a good film", "a bad film"] * 5, dtype=object)
+    model = make_pipeline("tfidf-logistic", TextSpec()).fit(texts, np.array([1, 0] * 5))
+    folder = save_model(model, tmp_path / "t", metadata={"input_spec": TextSpec().to_dict()})
+    loaded = load_model(folder)
+    with pytest.raises(InvalidInputError) as info:
+        loaded.predict_proba("one sentence")
+    assert str(info.value) == msg.SINGLE_STRING
+    np.testing.assert_allclose(loaded.predict_proba(texts), model.predict_proba(texts))

@@ -438,3 +438,42 @@ def test_image_value_ranges_follow_the_data_type() -> None:
     assert (spec.low, spec.high) == (-300.0, -46.0)
     with pytest.raises(Exception, match="must hold numbers"):
         ImageSpec(4, 4).validate(np.zeros((1, 4, 4), dtype=np.complex128))
+
+
+def test_the_attackers_image_encoder_sees_only_pool_images(monkeypatch) -> None:
+    from multisteal.experiments import run_audit
+    from multisteal.models.pipeline import ImageEncoder
+
+    fitted: list[np.ndarray] = []
+    original = ImageEncoder.fit
+
+    def spy(self, X, y=None):  # type: ignore[no-untyped-def]
+        fitted.append(np.asarray(X).copy())
+        return original(self, X, y)
+
+    monkeypatch.setattr(ImageEncoder, "fit", spy)
+    config = load_config(
+        {
+            "dataset": "breastmnist",
+            "split": {"target_train": 150, "pool": 150},
+            "budgets": [100],
+            "epsilons": [0.02],
+            "explorer": {"name": "retrain", "n_members": 2},
+            "baselines": {"target_members": 0},
+            "target_params": {"epochs": 3},
+            "surrogate_params": {"epochs": 3},
+            "threads": 1,
+        }
+    )
+    data = prepare_data(config)
+    run_audit(config, data=data)
+    images = data.dataset.inputs
+    key = lambda block: {img.tobytes() for img in block}  # noqa: E731
+    own = key(images[data.target_index])
+    pool = key(images[data.pool_index])
+    assert len(own | pool) == len(own) + len(pool)  # target-train and pool images differ
+    assert key(fitted[0]) == own  # the owner's encoder: target-train only
+    # the attacker's encoders (floor surrogate, stolen surrogate and its retrained members)
+    assert len(fitted) >= 4
+    for block in fitted[1:]:
+        assert key(block) <= pool

@@ -78,6 +78,8 @@ BAD_COLUMN_KIND = "Column {column!r}: kind must be 'categorical' or 'numerical',
 NO_CATEGORIES = "Categorical column {column!r} needs at least one category."
 BAD_RANGE = "Numerical column {column!r} needs a finite range low <= high; got [{low}, {high}]."
 DUPLICATE_COLUMN = "Column {column!r} is listed twice in the input spec."
+DUPLICATE_INPUT_COLUMNS = "The records have column(s) {columns} more than once."
+NOT_WHOLE = "Column {column!r} holds whole numbers, but row {row} holds {value:g}."
 
 # -- image messages
 NOT_IMAGES = "Image inputs must be a numeric array of shape {expected}; got {got}."
@@ -105,6 +107,12 @@ CANNOT_SAMPLE_TEXT = (
     "the synthetic attack applies to tabular records and images. Use the pool attack with "
     "sentences the attacker holds (--pool-dataset for another corpus)."
 )
+
+
+def _plain(value: object) -> object:
+    """A numpy scalar as the Python value it holds, so messages show ``1.0``, not
+    ``np.float64(1.0)``."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _describe(value: object) -> str:
@@ -233,6 +241,11 @@ class TabularSpec:
             raise InvalidInputError(
                 MISSING_COLUMNS.format(missing=", ".join(map(repr, missing)), columns=columns)
             )
+        duplicated = sorted({c for c in given if given.count(c) > 1})
+        if duplicated:
+            raise InvalidInputError(
+                DUPLICATE_INPUT_COLUMNS.format(columns=", ".join(map(repr, duplicated)))
+            )
         frame = frame.set_axis(given, axis=1)
         out: dict[str, Any] = {}
         for column in self.columns:
@@ -256,6 +269,13 @@ class TabularSpec:
             raise InvalidInputError(
                 NOT_FINITE_VALUE.format(column=column.name, row=row, value=numeric[row])
             )
+        if column.integer:
+            fractional = np.flatnonzero(numeric != np.round(numeric))
+            if fractional.size:
+                row = int(fractional[0])
+                raise InvalidInputError(
+                    NOT_WHOLE.format(column=column.name, row=row, value=numeric[row])
+                )
         outside = np.flatnonzero((numeric < column.low) | (numeric > column.high))
         if outside.size:
             row = int(outside[0])
@@ -284,7 +304,7 @@ class TabularSpec:
             ):
                 raise InvalidInputError(
                     NOT_NUMERIC.format(
-                        column=column.name, row=row, value=value, type=type(value).__name__
+                        column=column.name, row=row, value=_plain(value), type=type(value).__name__
                     )
                 )
             numeric[row] = float(value)
@@ -304,7 +324,7 @@ class TabularSpec:
                 UNKNOWN_CATEGORY.format(
                     column=column.name,
                     row=row,
-                    value=series.iloc[row],
+                    value=_plain(series.iloc[row]),
                     count=len(column.categories),
                     shown=shown,
                 )

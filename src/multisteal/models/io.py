@@ -278,12 +278,18 @@ def _load_verified(folder: Path, record: dict[str, Any], files: dict[str, Path])
         encoder: Any = EmbeddingEncoder(model=str(pipeline["embedding_model"])).fit(None)
     else:
         encoder = _load_skops(folder, files[SKOPS_ENCODER], _ENCODER_TYPES)
-    return InputPipeline.from_fitted(
+    loaded = InputPipeline.from_fitted(
         encoder,
         model,
         n_classes=int(pipeline["n_classes"]),
         columns=np.asarray(pipeline["columns"], dtype=np.int64),
     )
+    spec = record.get("metadata", {}).get("input_spec")
+    if isinstance(spec, dict):  # the inputs the target was published to take
+        from multisteal.data.inputs import spec_from_dict
+
+        loaded.input_spec_ = spec_from_dict(spec)
+    return loaded
 
 
 def _load_torch(folder: Path, files: dict[str, Path]) -> TorchClassifier:

@@ -215,8 +215,12 @@ class InputPipeline(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         return getattr(self.model, "random_state", None)
 
     def encode(self, X: Any) -> Any:
-        """The classifier's inputs for raw inputs ``X``."""
+        """The classifier's inputs for raw inputs ``X`` (checked against ``input_spec_`` when
+        the pipeline carries the spec its owner published, as a loaded target does)."""
         self._check("encode")
+        spec = getattr(self, "input_spec_", None)
+        if spec is not None:
+            X = spec.validate(X)
         return self.encoder_.transform(X)
 
     def predict_proba(self, X: Any) -> NDArray[np.float64]:
