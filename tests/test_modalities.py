@@ -235,9 +235,9 @@ def test_minilm_surrogate_with_dropout_on_its_head(tmp_path: Path) -> None:
         "--dataset",
         "rotten_tomatoes",
         "--split",
-        "1500,400,200",
+        "1500,1200,300",
         "--budget",
-        "300",
+        "1000",
         "--probe",
         "none",
     )
@@ -245,7 +245,10 @@ def test_minilm_surrogate_with_dropout_on_its_head(tmp_path: Path) -> None:
     assert config.surrogate == "minilm-mlp"
     assert "the embedding model is never perturbed" in summary
     results = pd.read_csv(out / "results.csv")
-    assert results["surrogate_agreement"].iloc[0] > 0.6
+    decisions = np.load(out / "samples.npz")["seed0/target_decisions"]
+    constant = max(decisions.mean(), 1 - decisions.mean())  # answering one class always
+    # measured 0.697 against 0.517: the sentence embeddings carry the target's decision
+    assert results["surrogate_agreement"].iloc[0] > constant + 0.1
 
 
 def test_the_attackers_encoder_never_sees_a_target_train_row(monkeypatch, tmp_path) -> None:
