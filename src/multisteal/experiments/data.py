@@ -8,7 +8,6 @@ an :class:`~multisteal.data.inputs.InputSpec` for the inputs its service takes.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -24,7 +23,6 @@ from multisteal.data.inputs import (
     InputSpec,
     TabularSpec,
     input_spec_of,
-    n_inputs,
     take_inputs,
 )
 from multisteal.data.splits import _stratified_order
@@ -404,16 +402,3 @@ def prepare_data(config: AuditConfig) -> PreparedData:
         selection_index=selection,
         probe=_probe(config, dataset),
     )
-
-
-def pool_size(data: PreparedData) -> int:
-    return n_inputs(data.X_pool)
-
-
-def describe_inputs(data: PreparedData) -> Mapping[str, int]:
-    return {
-        "target_train": len(data.y_target),
-        "pool": pool_size(data),
-        "evaluation": len(data.y_eval),
-        "selection": len(data.selection_index),
-    }
