@@ -15,6 +15,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from multisteal.attacks.base import Attack, Transcript, query_in_batches
+from multisteal.attacks.equation_solving import EquationSolvingAttack
 from multisteal.attacks.pool import PoolAttack
 from multisteal.attacks.synthetic import MarginalsAttack, SyntheticAttack, sample_marginals
 from multisteal.errors import InvalidInputError
@@ -23,6 +24,7 @@ __all__ = [
     "ATTACKS",
     "Attack",
     "AttackSpec",
+    "EquationSolvingAttack",
     "MarginalsAttack",
     "PoolAttack",
     "SyntheticAttack",
