@@ -119,17 +119,28 @@ def test_relative_paths_are_resolved_against_the_config_file(tmp_path, monkeypat
 
 
 def test_the_explorer_is_a_discriminated_union_and_the_older_form_is_read() -> None:
-    from multisteal.experiments.config import LEGACY_AND_UNION, DropoutConfig, RetrainConfig
+    from multisteal.experiments.config import (
+        LEGACY_AND_UNION,
+        RETRAIN_WITHOUT_NAME,
+        DropoutConfig,
+        RetrainConfig,
+    )
 
     new = load_config({"explorer": {"name": "retrain", "n_members": 4, "bootstrap": True}})
     old = load_config({"explorer": "retrain", "retrain": {"n_members": 4, "bootstrap": True}})
     assert new == old
     assert isinstance(new.explorer, RetrainConfig)
     assert new.explorer_params() == {"n_members": 4, "bootstrap": True}
-    # the older form's section for the other explorer is ignored, as it always was
-    dropout = load_config({"dropout": {"kind": "gaussian"}, "retrain": {"n_members": 2}})
+    # the older form's section for the other explorer is ignored when the explorer is named
+    dropout = load_config(
+        {"explorer": "dropout", "dropout": {"kind": "gaussian"}, "retrain": {"n_members": 2}}
+    )
     assert isinstance(dropout.explorer, DropoutConfig)
     assert dropout.explorer.kind == "gaussian"
+    # ... but a retrain section with no explorer named would silently run dropout: refused
+    with pytest.raises(ConfigError) as unnamed:
+        load_config({"retrain": {"n_members": 2}})
+    assert RETRAIN_WITHOUT_NAME in str(unnamed.value)
     # a written config.yaml holds the union form and reads back equal
     assert load_config(yaml.safe_load(new.to_yaml())) == new
     with pytest.raises(ConfigError) as info:

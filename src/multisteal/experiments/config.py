@@ -102,6 +102,10 @@ HIDDEN_LOGISTIC = (
     "only its output layer. Use --dropout-layers all, --surrogate mlp or the retrain explorer."
 )
 
+RETRAIN_WITHOUT_NAME = (
+    "A retrain: section is given but no explorer is named, so the default (dropout) would run "
+    "and ignore it. Write explorer: {name: retrain, ...} (or explorer: retrain)."
+)
 LEGACY_AND_UNION = (
     "Give the explorer's parameters inside explorer: {name: ..., ...}, not in a separate "
     "dropout: or retrain: section as well."
@@ -330,6 +334,9 @@ class AuditConfig(_Strict):
         out = dict(data)
         legacy = {k: out.pop(k) for k in ("dropout", "retrain") if k in out}
         explorer = out.get("explorer")
+        if explorer is None and "retrain" in legacy:
+            # without a name the explorer is dropout, and a retrain section would be ignored
+            raise ValueError(RETRAIN_WITHOUT_NAME)
         if isinstance(explorer, str) or (explorer is None and legacy):
             name = explorer or "dropout"
             params = legacy.get(name) or {}
