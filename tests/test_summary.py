@@ -271,3 +271,23 @@ def test_per_class_and_probe_intervals_are_not_clipped_to_shares() -> None:
     # signed gaps keep their sign (a share-clipped interval would show [0.000, ...])
     assert probe.loc[0, "target"].startswith("-0.050 [-0.075, -0.025]")
     assert probe.loc[0, "gap"] == "rate_gap[gender:female-male]"
+
+
+def test_without_sensitive_attributes_no_equivalence_verdict_is_given(tables) -> None:
+    # The same numbers as the "practically equivalent" case, without any fairness column (as
+    # for MedMNIST or SST-2): the fairness rule cannot be applied, so no verdict is given.
+    negligible = _with(
+        tables,
+        excess=[0.010, 0.012, 0.011],
+        floor_excess=[0.011, 0.010, 0.012],
+        dp_margin=[-0.02, -0.01, -0.03],
+    )
+
+    def drop(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[[c for c in frame.columns if "[" not in str(c)]]
+
+    bare = RunTables(drop(negligible.results), negligible.members, drop(negligible.baselines))
+    found = {f.name: f for f in findings(bare)}
+    assert "equivalent" not in found
+    assert "no verdict of practical equivalence" in found["fairness-untested"].text
+    assert "practically equivalent to the target" not in render_summary(bare)

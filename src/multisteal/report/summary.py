@@ -269,6 +269,17 @@ def findings(tables: RunTables) -> list[Finding]:
                 f"Fairness ({why}): " + "; ".join(untested) + ".",
             )
         )
+    headline = [m for m, _ in fairness_columns(results) if m in FAIRNESS_HEADLINE]
+    if decided and not headline:
+        out.append(
+            Finding(
+                "fairness-untested",
+                False,
+                "No group-fairness difference is measured (the data have no sensitive "
+                "attribute), so the fairness rule cannot be applied and no verdict of practical "
+                "equivalence is given; the multiplicity per true class above is what there is.",
+            )
+        )
     if decided and not floor.empty and not individual and not wide and narrow and not untested:
         # The set adds nothing beyond the floor and the noise; the copy itself must also be as
         # close to the target as the owner's own retrained copies are (2 % where they agree).
