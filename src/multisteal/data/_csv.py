@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -112,6 +113,43 @@ def _refuse_stray_strings(series: pd.Series, column: str, file: str) -> None:
         )
 
 
+def read_csv_checked(file_path: Path, encoding: str, **read_options: Any) -> pd.DataFrame:
+    """A CSV file with a header row as a DataFrame with string column names; every way it can
+    fail to read (empty, wrong codec, unknown encoding, ragged rows, a repeated column name)
+    is a :class:`DataError` naming the file. ``read_options`` go to ``pandas.read_csv``."""
+    file = file_path.name
+    try:
+        header = pd.read_csv(file_path, header=None, nrows=1, encoding=encoding, dtype=str)
+        raw = pd.read_csv(file_path, encoding=encoding, **read_options)
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(EMPTY_FILE_MSG.format(file=file)) from exc
+    except UnicodeDecodeError as exc:
+        utf16 = exc.start == 0 and bytes(exc.object[:2]) in (b"\xff\xfe", b"\xfe\xff")
+        raise DataError(
+            NOT_UTF8_MSG.format(
+                file=file,
+                encoding=encoding,
+                byte=f"0x{exc.object[exc.start]:02x}",
+                position=exc.start,
+                suggestion="utf-16" if utf16 else "latin-1",
+            )
+        ) from None
+    except UnicodeError as exc:  # e.g. a UTF-16 codec on a file without a byte-order mark
+        raise DataError(BAD_TEXT_MSG.format(file=file, encoding=encoding, problem=exc)) from None
+    except LookupError:
+        raise DataError(UNKNOWN_ENCODING_MSG.format(encoding=encoding, file=file)) from None
+    except pd.errors.ParserError as exc:
+        problem = str(exc).strip().splitlines()[-1]
+        raise DataError(MALFORMED_CSV_MSG.format(file=file, problem=problem)) from None
+    names = [str(c) for c in header.iloc[0].tolist()]
+    duplicates = sorted({c for c in names if names.count(c) > 1})
+    if duplicates:
+        raise DataError(DUPLICATE_COLUMNS_MSG.format(file=file, columns=", ".join(duplicates)))
+    raw.columns = [str(c) for c in raw.columns]
+    frame: pd.DataFrame = raw
+    return frame
+
+
 def load_csv(
     path: str | os.PathLike[str],
     *,
@@ -159,34 +197,7 @@ def load_csv(
     file = file_path.name
     if not file_path.is_file():
         raise DatasetNotFoundError(FILE_NOT_FOUND_MSG.format(path=file_path))
-    try:
-        header = pd.read_csv(file_path, header=None, nrows=1, encoding=encoding, dtype=str)
-        raw = pd.read_csv(file_path, encoding=encoding)
-    except pd.errors.EmptyDataError as exc:
-        raise DataError(EMPTY_FILE_MSG.format(file=file)) from exc
-    except UnicodeDecodeError as exc:
-        utf16 = exc.start == 0 and bytes(exc.object[:2]) in (b"\xff\xfe", b"\xfe\xff")
-        raise DataError(
-            NOT_UTF8_MSG.format(
-                file=file,
-                encoding=encoding,
-                byte=f"0x{exc.object[exc.start]:02x}",
-                position=exc.start,
-                suggestion="utf-16" if utf16 else "latin-1",
-            )
-        ) from None
-    except UnicodeError as exc:  # e.g. a UTF-16 codec on a file without a byte-order mark
-        raise DataError(BAD_TEXT_MSG.format(file=file, encoding=encoding, problem=exc)) from None
-    except LookupError:
-        raise DataError(UNKNOWN_ENCODING_MSG.format(encoding=encoding, file=file)) from None
-    except pd.errors.ParserError as exc:
-        problem = str(exc).strip().splitlines()[-1]
-        raise DataError(MALFORMED_CSV_MSG.format(file=file, problem=problem)) from None
-    names = [str(c) for c in header.iloc[0].tolist()]
-    duplicates = sorted({c for c in names if names.count(c) > 1})
-    if duplicates:
-        raise DataError(DUPLICATE_COLUMNS_MSG.format(file=file, columns=", ".join(duplicates)))
-    raw.columns = [str(c) for c in raw.columns]
+    raw = read_csv_checked(file_path, encoding)
     columns = ", ".join(raw.columns)
 
     if label not in raw.columns:

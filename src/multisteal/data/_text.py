@@ -15,21 +15,16 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from multisteal.data._csv import BAD_TEXT_MSG as BAD_ENCODING_MSG
 from multisteal.data._csv import (
-    DUPLICATE_COLUMNS_MSG,
-    EMPTY_FILE_MSG,
     FILE_NOT_FOUND_MSG,
     LABEL_NOT_FOUND_MSG,
-    MALFORMED_CSV_MSG,
     MISSING_CATEGORY,
     NO_ROWS_MSG,
-    NOT_UTF8_MSG,
     POSITIVE_LABEL_NOT_FOUND_MSG,
     SENSITIVE_IS_LABEL_MSG,
     SENSITIVE_NOT_FOUND_MSG,
     SINGLE_CLASS_MSG,
-    UNKNOWN_ENCODING_MSG,
+    read_csv_checked,
 )
 from multisteal.data._dataset import _check_labelled_rows, _subset_indices
 from multisteal.errors import DataError, DatasetNotFoundError
@@ -338,38 +333,9 @@ def parse_eec(paths: Mapping[str, Path], source: str) -> TextDataset:
 
 def _read_text_csv(file_path: Path, encoding: str) -> pd.DataFrame:
     """The CSV with every value as a string (empty cells as ``""``), errors as ``DataError``."""
-    file = file_path.name
-    try:
-        header = pd.read_csv(file_path, header=None, nrows=1, encoding=encoding, dtype=str)
-        raw = pd.read_csv(file_path, encoding=encoding, dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError as exc:
-        raise DataError(EMPTY_FILE_MSG.format(file=file)) from exc
-    except UnicodeDecodeError as exc:
-        utf16 = exc.start == 0 and bytes(exc.object[:2]) in (b"\xff\xfe", b"\xfe\xff")
-        raise DataError(
-            NOT_UTF8_MSG.format(
-                file=file,
-                encoding=encoding,
-                byte=f"0x{exc.object[exc.start]:02x}",
-                position=exc.start,
-                suggestion="utf-16" if utf16 else "latin-1",
-            )
-        ) from None
-    except UnicodeError as exc:
-        raise DataError(
-            BAD_ENCODING_MSG.format(file=file, encoding=encoding, problem=exc)
-        ) from None
-    except LookupError:
-        raise DataError(UNKNOWN_ENCODING_MSG.format(encoding=encoding, file=file)) from None
-    except pd.errors.ParserError as exc:
-        problem = str(exc).strip().splitlines()[-1]
-        raise DataError(MALFORMED_CSV_MSG.format(file=file, problem=problem)) from None
-    names = [str(c) for c in header.iloc[0].tolist()]
-    duplicates = sorted({c for c in names if names.count(c) > 1})
-    if duplicates:
-        raise DataError(DUPLICATE_COLUMNS_MSG.format(file=file, columns=", ".join(duplicates)))
-    raw.columns = [str(c) for c in raw.columns]
-    return raw.fillna("")
+    raw = read_csv_checked(file_path, encoding, dtype=str, keep_default_na=False)
+    filled: pd.DataFrame = raw.fillna("")
+    return filled
 
 
 def load_text_csv(

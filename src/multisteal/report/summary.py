@@ -547,7 +547,7 @@ def render_summary(tables: RunTables) -> str:
             "true class is reported instead"
             + (
                 "; for text models the EEC probe below compares genders and races."
-                if "eec" in str(first.get("probe", "")) or _probe_columns(results)
+                if _probe_columns(results)
                 else "."
             ),
         ]
