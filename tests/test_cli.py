@@ -172,7 +172,7 @@ def test_cli_errors_are_clear(tmp_path) -> None:
     )
     assert _error(["--target", "forest"]) == (
         "Error: Invalid configuration: - target: Unknown model 'forest'. Available models: "
-        "logistic, mlp, torch-logistic, gboost, cnn, tfidf-logistic, minilm-mlp."
+        "logistic, mlp, torch-logistic, gboost, tree, cnn, tfidf-logistic, minilm-mlp."
     )
     assert _error(["--budget", "10,ten"]) == (
         "Error: --budget must be comma-separated whole numbers, got '10,ten'."

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from multisteal.attacks import AttackContext
 from multisteal.attacks import equation_solving as es
 from multisteal.attacks.equation_solving import EquationSolvingAttack, queries_needed
 from multisteal.data import input_spec_of, load_dataset, split_dataset
@@ -26,7 +27,7 @@ def test_a_30_feature_logistic_target_from_31_queries() -> None:
     target = _target(30, 2, seed=0)
     api = LocalQueryAPI(target, output="probabilities", budget=31)
     attack = EquationSolvingAttack()
-    transcript = attack.run(api, 31, rng=np.random.default_rng(1))
+    transcript = attack.run(AttackContext(api, np.random.default_rng(1)))
     assert api.ledger.used == 31 == len(transcript)
     stolen = attack.solve(api, transcript)
     X = np.random.default_rng(2).standard_normal((100_000, 30)) * 3
@@ -41,7 +42,7 @@ def test_a_softmax_target_from_c_times_d_plus_1_queries() -> None:
     assert needed == c * (d + 1)
     api = LocalQueryAPI(target, output="probabilities", budget=needed)
     attack = EquationSolvingAttack()
-    stolen = attack.solve(api, attack.run(api, needed, rng=np.random.default_rng(4)))
+    stolen = attack.solve(api, attack.run(AttackContext(api, np.random.default_rng(4))))
     assert api.ledger.used == needed
     X = np.random.default_rng(5).standard_normal((100_000, d)) * 3
     assert np.mean(stolen.predict(X) == target.predict(X)) == 1.0
@@ -59,7 +60,7 @@ def test_a_logistic_target_on_german_credit_records_through_the_input_spec() -> 
     attack = EquationSolvingAttack()
     d = es.SpecEncoder(spec).width(0)  # the attacker's one-hot over the published categories
     api = LocalQueryAPI(target, output="probabilities", budget=d + 1, input_spec=spec)
-    stolen = attack.solve(api, attack.run(api, d + 1, rng=np.random.default_rng(6)))
+    stolen = attack.solve(api, attack.run(AttackContext(api, np.random.default_rng(6))))
     assert api.ledger.used == d + 1
     evaluation = records.iloc[parts.evaluation].reset_index(drop=True)
     sampled = spec.sample(10_000, np.random.default_rng(7))
@@ -74,11 +75,11 @@ def test_it_refuses_before_any_query() -> None:
     attack = EquationSolvingAttack()
     labels = LocalQueryAPI(target, output="label", budget=100)
     with pytest.raises(InvalidInputError) as info:
-        attack.run(labels, 100, rng=np.random.default_rng(0))
+        attack.run(AttackContext(labels, np.random.default_rng(0)))
     assert str(info.value) == es.NEEDS_PROBABILITIES.format(mode="label")
     small = LocalQueryAPI(target, output="probabilities", budget=5)
     with pytest.raises(InvalidInputError) as info:
-        attack.run(small, 5, rng=np.random.default_rng(0))
+        attack.run(AttackContext(small, np.random.default_rng(0)))
     assert str(info.value) == es.TOO_FEW_QUERIES.format(
         needed=6, c=2, d=5, formula="d + 1", budget=5
     )
@@ -86,7 +87,7 @@ def test_it_refuses_before_any_query() -> None:
 
     images = LocalQueryAPI(target, budget=100, input_spec=ImageSpec(4, 4))
     with pytest.raises(InvalidInputError) as info:
-        attack.run(images, 100, rng=np.random.default_rng(0))
+        attack.run(AttackContext(images, np.random.default_rng(0)))
     assert str(info.value) == es.NOT_LINEAR_DOMAIN.format(modality="image")
     assert labels.ledger.used == small.ledger.used == images.ledger.used == 0
 
@@ -102,7 +103,7 @@ def test_a_non_logistic_target_is_not_recovered() -> None:
     api = LocalQueryAPI(tree, output="probabilities", budget=7)
     attack = EquationSolvingAttack()
     try:
-        stolen = attack.solve(api, attack.run(api, 7, rng=rng))
+        stolen = attack.solve(api, attack.run(AttackContext(api, rng)))
     except InvalidInputError:  # a leaf answering probability 0: no log-odds
         return
     Z = rng.standard_normal((10_000, 6))

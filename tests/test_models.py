@@ -90,10 +90,10 @@ def test_a_skops_file_with_a_function_is_refused(blobs, tmp_path) -> None:
 
 
 def test_a_skops_file_with_another_estimator_is_refused(blobs, tmp_path) -> None:
-    from sklearn.tree import DecisionTreeClassifier
+    from sklearn.tree import ExtraTreeClassifier
 
     X, y = blobs
-    _forged(tmp_path / "other", DecisionTreeClassifier().fit(X, y))
+    _forged(tmp_path / "other", ExtraTreeClassifier().fit(X, y))
     with pytest.raises(DataError) as info:
         load_model(tmp_path / "other")
     assert "model.skops holds" in str(info.value)
@@ -138,7 +138,7 @@ def test_unknown_model_message() -> None:
         make_model("forest")
     assert str(info.value) == UNKNOWN_MODEL.format(
         name="forest",
-        available="logistic, mlp, torch-logistic, gboost, cnn, tfidf-logistic, minilm-mlp",
+        available="logistic, mlp, torch-logistic, gboost, tree, cnn, tfidf-logistic, minilm-mlp",
     )
 
 

@@ -140,12 +140,30 @@ def test_unknown_output_mode() -> None:
     with pytest.raises(InvalidInputError) as info:
         make_output_policy("logits")
     assert str(info.value) == UNKNOWN_OUTPUT.format(
-        name="logits", available="probabilities, top-k, label, rounded"
+        name="logits", available="probabilities, top-k, label, rounded, leaf"
     )
 
 
+class _Flip:
+    """A defence that swaps the two classes' scores and the decision with them."""
+
+    name = "flip"
+
+    def __call__(self, inputs, answer):
+        from dataclasses import replace
+
+        return replace(answer, scores=answer.scores[:, ::-1].copy(), labels=1 - answer.labels)
+
+    def mode_after(self, mode):
+        return mode
+
+
 def test_defences_apply_before_the_policy(model) -> None:
-    flip = lambda p: p[:, ::-1].copy()  # noqa: E731
     plain = LocalQueryAPI(model, budget=None).query(np.ones((3, 5)))
-    defended = LocalQueryAPI(model, budget=None, defences=[flip]).query(np.ones((3, 5)))
+    defended = LocalQueryAPI(model, budget=None, defences=[_Flip()]).query(np.ones((3, 5)))
     np.testing.assert_array_equal(defended.labels, 1 - plain.labels)
+    np.testing.assert_array_equal(defended.scores, plain.scores[:, ::-1])
+    # the output policy restricts the defended answer: top-1 of the flipped scores
+    top = LocalQueryAPI(model, output="top-k", budget=None, defences=[_Flip()])
+    answer = top.query(np.ones((3, 5)))
+    np.testing.assert_array_equal(answer.revealed.argmax(axis=1), 1 - plain.labels)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from multisteal.attacks import PoolAttack
+from multisteal.attacks import AttackContext, PoolAttack
 from multisteal.errors import InvalidInputError
 from multisteal.models import TorchMLPClassifier, train_target
 from multisteal.query import Answer, LocalQueryAPI
@@ -319,7 +319,7 @@ def test_dropout_per_member_on_conv_layers_is_one_multiplier_per_channel(rng) ->
 def retrain_setup(blobs, rng):
     X, y = blobs
     target = train_target("logistic", X, y)
-    transcript = PoolAttack(X).run(LocalQueryAPI(target, budget=200), 200, rng=rng)
+    transcript = PoolAttack().run(AttackContext(LocalQueryAPI(target, budget=200), rng, pool=X))
 
     def refit(t, seed):
         return fit_surrogate(t, architecture="mlp", random_state=seed, epochs=3, min_steps=20)

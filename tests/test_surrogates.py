@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from multisteal.attacks import PoolAttack
+from multisteal.attacks import AttackContext, PoolAttack
 from multisteal.errors import InvalidInputError
 from multisteal.models import train_target
 from multisteal.query import LocalQueryAPI
@@ -17,7 +17,7 @@ def transcripts(blobs, rng):
     out = {}
     for mode in ("probabilities", "label", "top-k", "rounded"):
         api = LocalQueryAPI(target, output=mode, budget=300, decimals=1)
-        out[mode] = PoolAttack(X[300:]).run(api, 300, rng=np.random.default_rng(0))
+        out[mode] = PoolAttack().run(AttackContext(api, np.random.default_rng(0), pool=X[300:]))
     return target, X, out
 
 

@@ -37,6 +37,7 @@ console = Console(stderr=True)
 BAD_INT_LIST = "{option} must be comma-separated whole numbers, got {value!r}."
 BAD_FLOAT_LIST = "{option} must be comma-separated numbers, got {value!r}."
 PARTIAL_KEPT = "Results of the finished budgets ({budgets}) are kept in {out}."
+BAD_KEY_VALUE = "{option} must be key=value, got {value!r}."
 BAD_SPLIT = "--split needs three sizes (target-train, pool, evaluation), got {value!r}."
 SEEDS_AND_REPEATS = "Give --seeds or --repeats, not both."
 OUT_IS_FILE = "--out {out} is a file, not a folder for a run."
@@ -242,8 +243,45 @@ def audit(
     ] = None,
     output: Annotated[
         str,
-        typer.Option(help="API output: probabilities, top-k, label, rounded.", rich_help_panel=API),
+        typer.Option(
+            help="API output: probabilities, top-k, label, rounded, leaf (a tree target's leaf "
+            "ids, for path-finding).",
+            rich_help_panel=API,
+        ),
     ] = "probabilities",
+    defence: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Answer-side defence, repeatable, applied in the order given before the output "
+            "policy: rounding:decimals=N, top-k:k=N, label-only, gaussian-noise:sigma=S, "
+            "reverse-sigmoid:beta=B,gamma=G, high-confidence:cutoff=C, mad:epsilon=E[,"
+            "keep_argmax=true].",
+            rich_help_panel=API,
+        ),
+    ] = None,
+    detect: Annotated[
+        str,
+        typer.Option(
+            help="Query-stream detector: none or prada (Juuti et al. 2019); the results say "
+            "after how many queries each attack was flagged.",
+            rich_help_panel=API,
+        ),
+    ] = "none",
+    detect_param: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Detector parameter key=value, repeatable (prada: delta, min_distances).",
+            rich_help_panel=API,
+        ),
+    ] = None,
+    detect_refuse: Annotated[
+        bool,
+        typer.Option(
+            help="Once the detector flags the stream, refuse every further query (the attack "
+            "keeps what it got).",
+            rich_help_panel=API,
+        ),
+    ] = False,
     top_k: Annotated[int, typer.Option(help="k of the top-k output.", rich_help_panel=API)] = 1,
     decimals: Annotated[
         int, typer.Option(help="Decimals of the rounded output.", rich_help_panel=API)
@@ -251,10 +289,26 @@ def audit(
     attack: Annotated[
         str,
         typer.Option(
-            help="Attack: pool, synthetic (from the input spec), marginals.",
+            help="Attack: pool, synthetic, marginals, equation-solving, path-finding, jacobian, "
+            "knockoff-random, knockoff-adaptive, activethief, label-only-retraining "
+            "(`multisteal attacks` lists them with what each needs).",
             rich_help_panel=ATTACK,
         ),
     ] = "pool",
+    strategy: Annotated[
+        str | None,
+        typer.Option(
+            help="ActiveThief's selection strategy: uncertainty, margin or k-center.",
+            rich_help_panel=ATTACK,
+        ),
+    ] = None,
+    attack_param: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Attack parameter key=value, repeatable (e.g. rounds=5).",
+            rich_help_panel=ATTACK,
+        ),
+    ] = None,
     budget: Annotated[
         str | None,
         typer.Option(
@@ -450,6 +504,14 @@ def audit(
             "target": target,
             "target_path": load_target,
             "attack": attack,
+            "attack_params": {
+                **_key_values("--attack-param", attack_param),
+                **({"strategy": strategy} if strategy is not None else {}),
+            },
+            "defences": list(defence or []),
+            "detect": detect,
+            "detect_params": _key_values("--detect-param", detect_param),
+            "detect_refuse": detect_refuse,
             "budgets": _ints("--budget", budget) if budget is not None else None,
             "output": output,
             "top_k": top_k,
@@ -511,6 +573,16 @@ def run(
     except MultistealError as exc:
         raise _fail(str(exc)) from None
     _execute(config, out, quiet=quiet, started=started, force=force, resume=resume)
+
+
+def _key_values(option: str, items: list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip() or not value.strip():
+            raise _fail(BAD_KEY_VALUE.format(option=option, value=item))
+        out[key.strip()] = value.strip()
+    return out
 
 
 def _names(value: str | None) -> list[str] | None:
@@ -762,6 +834,37 @@ def datasets() -> None:
 
     for name, spec in DATASETS.items():
         typer.echo(f"{name}: {getattr(spec, 'description', '')}")
+
+
+@app.command()
+def attacks() -> None:
+    """List the extraction attacks: modalities, answers they need, parameters, reference."""
+    from multisteal.attacks import ATTACKS
+
+    for name, spec in ATTACKS.items():
+        needs = [
+            f"modalities {'/'.join(spec.modalities)}",
+            f"answers {'/'.join(spec.output_modes)}",
+        ]
+        if spec.needs_pool:
+            needs.append("the attacker's pool")
+        if spec.needs_torch:
+            needs.append("a torch surrogate")
+        params = ", ".join(f"{k} ({t.__name__})" for k, t in spec.params.items())
+        typer.echo(f"{name}: {spec.description}")
+        typer.echo(f"    needs: {'; '.join(needs)}" + (f"; parameters: {params}" if params else ""))
+        if spec.reference:
+            typer.echo(f"    reference: {spec.reference}")
+
+
+@app.command()
+def defences() -> None:
+    """List the answer-side defences and their parameters (for --defence name:param=value)."""
+    from multisteal.query.defences import DEFENCES
+
+    for name, spec in DEFENCES.items():
+        params = ", ".join(f"{k} ({t.__name__})" for k, t in spec.params.items())
+        typer.echo(f"{name}: {spec.description}" + (f" — parameters: {params}" if params else ""))
 
 
 @app.command()

@@ -43,6 +43,10 @@ class BudgetExceededError(MultistealError):
     """A query would make the query API answer more rows than its budget allows."""
 
 
+class QueryRefusedError(MultistealError):
+    """The query API refuses to answer any more (a detector flagged the query stream)."""
+
+
 class ConfigError(MultistealError, ValueError):
     """A run configuration is malformed or inconsistent."""
 

@@ -1,20 +1,48 @@
-"""What every attack returns (a transcript) and the protocol it implements."""
+"""What every attack returns (a transcript), what it is given (an :class:`AttackContext`) and
+the protocol it implements.
+
+An attack touches the target only through ``context.api``. It reads its budget from the API's
+ledger (:attr:`AttackContext.budget`), trains any surrogate it needs inside its loop through
+``context.fit`` (the auditor's surrogate trainer: the attack never imports one), and sends its
+queries through :meth:`AttackContext.query`, which also keeps every answered batch: when the API
+refuses to answer further (a detector flagged the stream) the transcript so far is not lost.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from multisteal.data.inputs import concat_inputs, n_inputs, take_inputs
-from multisteal.errors import InvalidInputError
+from multisteal.data.inputs import InputSpec, concat_inputs, n_inputs, take_inputs
+from multisteal.errors import BudgetExceededError, InvalidInputError, QueryRefusedError
+from multisteal.models.zoo import Classifier
 from multisteal.query.api import QueryAPI
 from multisteal.query.outputs import Answer
 
-__all__ = ["Attack", "Transcript", "query_in_batches"]
+__all__ = [
+    "Attack",
+    "AttackContext",
+    "AttackSetting",
+    "Transcript",
+    "concat_answers",
+    "query_in_batches",
+    "run_attack",
+]
+
+UNBUDGETED = (
+    "Attacks spend a budget read off the API's ledger, but this API has no budget; create it "
+    "with budget=N."
+)
+NO_FIT = (
+    "The {name} attack trains a surrogate inside its loop and needs the context's fit "
+    "callable (AttackContext(fit=...)); none was given."
+)
+NO_POOL = "The {name} attack draws its queries from the attacker's pool, but no pool was given."
 
 BAD_HOLDOUT = "holdout_fraction must be in [0, 1), got {fraction}."
 HOLDOUT_TOO_SMALL = (
@@ -69,13 +97,140 @@ class Transcript:
         return self.take(np.sort(order[n_hold:])), self.take(np.sort(order[:n_hold]))
 
 
+@dataclass(frozen=True)
+class AttackSetting:
+    """What an attack's registry entry checks before any query is sent (see
+    :meth:`multisteal.attacks.AttackSpec.check`).
+
+    ``output_mode`` is what the API effectively reveals after its defences (``probabilities``,
+    ``top-k``, ``rounded``, ``label`` or ``leaf``); ``pool_size`` is ``None`` without a pool;
+    ``surrogate_torch`` says whether the attacker's surrogate is a torch network (``None``:
+    unknown, e.g. no surrogate trainer).
+    """
+
+    modality: str
+    output_mode: str
+    n_classes: int
+    budget: int
+    pool_size: int | None = None
+    surrogate_torch: bool | None = None
+    input_spec: InputSpec | None = None
+    n_features: int = 0
+
+
+Fit = Callable[[Transcript, int], Classifier]
+"""``fit(transcript, seed) -> fitted surrogate``: the attacker's surrogate trainer."""
+
+
+@dataclass
+class AttackContext:
+    """Everything an attack may use: the API, its own random stream, the attacker's pool (raw
+    inputs of the target's modality, or ``None``) and a surrogate trainer.
+
+    Parameters
+    ----------
+    api : the target's query API (its ledger holds the budget).
+    rng : the attack's random stream.
+    pool : the attacker's unlabeled inputs, if it has any.
+    fit : ``fit(transcript, seed)`` returning a fitted surrogate (attacks that retrain in their
+        loop); ``surrogate_torch`` says whether it returns a torch network.
+    batch_size : the largest batch sent in one request.
+    """
+
+    api: QueryAPI
+    rng: np.random.Generator
+    pool: pd.DataFrame | NDArray[Any] | None = None
+    fit: Fit | None = None
+    surrogate_torch: bool | None = None
+    batch_size: int = 256
+    answered: list[tuple[Any, Answer]] = field(default_factory=list, init=False, repr=False)
+
+    @property
+    def input_spec(self) -> InputSpec | None:
+        return self.api.input_spec
+
+    @property
+    def budget(self) -> int:
+        """The rows the API will still answer (read off its ledger)."""
+        remaining = self.api.ledger.remaining
+        if remaining is None:
+            raise InvalidInputError(UNBUDGETED)
+        return int(remaining)
+
+    def setting(self) -> AttackSetting:
+        """This context as the registry's checks see it."""
+        spec = self.api.input_spec
+        return AttackSetting(
+            modality="tabular" if spec is None else spec.modality,
+            output_mode=self.api.output_mode,
+            n_classes=self.api.n_classes,
+            budget=self.budget,
+            pool_size=None if self.pool is None else n_inputs(self.pool),
+            surrogate_torch=self.surrogate_torch,
+            input_spec=spec,
+            n_features=self.api.n_features,
+        )
+
+    def require_pool(self, name: str) -> pd.DataFrame | NDArray[Any]:
+        if self.pool is None:
+            raise InvalidInputError(NO_POOL.format(name=name))
+        return self.pool
+
+    def fit_surrogate(self, name: str, transcript: Transcript, seed: int) -> Classifier:
+        """The attacker's surrogate fitted on ``transcript`` (via the context's ``fit``)."""
+        if self.fit is None:
+            raise InvalidInputError(NO_FIT.format(name=name))
+        return self.fit(transcript, seed)
+
+    def query(
+        self, X: pd.DataFrame | NDArray[Any], source_index: NDArray[np.int64] | None = None
+    ) -> Transcript:
+        """Send ``X`` in batches of ``batch_size`` and return its transcript. Every answered
+        batch is also kept in :attr:`answered` (see :meth:`transcript`)."""
+        n = n_inputs(X)
+        answers: list[Answer] = []
+        parts = []
+        for start in range(0, n, self.batch_size):
+            part = take_inputs(X, np.arange(start, min(start + self.batch_size, n)))
+            answer = self.api.query(part)
+            self.answered.append((part, answer))
+            answers.append(answer)
+            parts.append(part)
+        return Transcript(
+            concat_inputs(parts) if len(parts) > 1 else parts[0],
+            concat_answers(answers),
+            source_index,
+        )
+
+    def transcript(self) -> Transcript | None:
+        """Everything answered so far through :meth:`query`, in order (``None``: nothing)."""
+        if not self.answered:
+            return None
+        parts = [part for part, _ in self.answered]
+        return Transcript(
+            concat_inputs(parts) if len(parts) > 1 else parts[0],
+            concat_answers([answer for _, answer in self.answered]),
+        )
+
+
 @runtime_checkable
 class Attack(Protocol):
-    """An extraction attack: a query strategy that spends ``budget`` rows of ``api``."""
+    """An extraction attack: a query strategy that spends the budget left on
+    ``context.api``'s ledger (or less) and returns its transcript."""
 
     name: str
 
-    def run(self, api: QueryAPI, budget: int, *, rng: np.random.Generator) -> Transcript: ...
+    def run(self, context: AttackContext) -> Transcript: ...
+
+
+def run_attack(attack: Attack, context: AttackContext) -> tuple[Transcript | None, str]:
+    """Run ``attack``; returns ``(transcript, stop)``. ``stop`` is ``"finished"``, or
+    ``"refused"`` when the API stopped answering (a detector flagged the stream, or its budget
+    was spent by someone else): the transcript is then everything answered before."""
+    try:
+        return attack.run(context), "finished"
+    except (QueryRefusedError, BudgetExceededError):
+        return context.transcript(), "refused"
 
 
 def query_in_batches(
@@ -89,10 +244,11 @@ def query_in_batches(
         part = take_inputs(X, np.arange(start, min(start + batch_size, n)))
         answers.append(api.query(part))
         parts.append(part)
-    return Transcript(concat_inputs(parts) if len(parts) > 1 else parts[0], _concat(answers))
+    return Transcript(concat_inputs(parts) if len(parts) > 1 else parts[0], concat_answers(answers))
 
 
-def _concat(answers: list[Answer]) -> Answer:
+def concat_answers(answers: list[Answer]) -> Answer:
+    """One answer from several batches' answers (in order)."""
     first = answers[0]
     return Answer(
         labels=np.concatenate([a.labels for a in answers]),
@@ -102,6 +258,9 @@ def _concat(answers: list[Answer]) -> Answer:
         revealed=None
         if first.revealed is None
         else np.concatenate([a.revealed for a in answers if a.revealed is not None]),
+        leaves=None
+        if first.leaves is None
+        else np.concatenate([a.leaves for a in answers if a.leaves is not None]),
         mode=first.mode,
         n_classes=first.n_classes,
     )

@@ -27,13 +27,18 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from multisteal.attacks.base import Transcript, query_in_batches
-from multisteal.data.inputs import TabularSpec
+from multisteal.attacks.base import AttackContext, AttackSetting, Transcript
+from multisteal.data.inputs import InputSpec, TabularSpec
 from multisteal.errors import InvalidInputError
 from multisteal.query.api import QueryAPI
-from multisteal.query.ledger import check_budget
 
-__all__ = ["EquationSolvingAttack", "SolvedLinearModel", "SpecEncoder", "queries_needed"]
+__all__ = [
+    "EquationSolvingAttack",
+    "SolvedLinearModel",
+    "SpecEncoder",
+    "check_equation_solving",
+    "queries_needed",
+]
 
 NEEDS_PROBABILITIES = (
     "The equation-solving attack solves for the target's weights from the probabilities it "
@@ -115,50 +120,50 @@ class SolvedLinearModel:
         return out
 
 
+def _encoder(spec: InputSpec | None) -> SpecEncoder:
+    if spec is not None and not isinstance(spec, TabularSpec):
+        raise InvalidInputError(NOT_LINEAR_DOMAIN.format(modality=spec.modality))
+    return SpecEncoder(spec)
+
+
+def check_equation_solving(setting: AttackSetting) -> int:
+    """The number of queries needed; raises before any query when the attack cannot run."""
+    if setting.output_mode != "probabilities":
+        raise InvalidInputError(NEEDS_PROBABILITIES.format(mode=setting.output_mode))
+    encoder = _encoder(setting.input_spec)
+    d, c = encoder.width(setting.n_features), setting.n_classes
+    needed = queries_needed(d, c)
+    if setting.budget < needed:
+        formula = "d + 1" if c == 2 else "c·(d + 1)"
+        raise InvalidInputError(
+            TOO_FEW_QUERIES.format(needed=needed, c=c, d=d, formula=formula, budget=setting.budget)
+        )
+    return needed
+
+
 @dataclass
 class EquationSolvingAttack:
     """Query ``queries_needed(d, c)`` points of the published domain and solve for the target's
     weights (see the module docstring). Inputs are drawn from the input spec (records) or from a
     standard normal (vectors); the answers must be probabilities."""
 
-    batch_size: int = 256
     name: str = field(default="equation-solving", init=False)
 
-    def _encoder(self, api: QueryAPI) -> SpecEncoder:
-        spec = api.input_spec
-        if spec is not None and not isinstance(spec, TabularSpec):
-            raise InvalidInputError(NOT_LINEAR_DOMAIN.format(modality=spec.modality))
-        return SpecEncoder(spec)
-
-    def check(self, api: QueryAPI, budget: int) -> int:
-        """The number of queries needed; raises before any query when the attack cannot run."""
-        if api.output_mode != "probabilities":
-            raise InvalidInputError(NEEDS_PROBABILITIES.format(mode=api.output_mode))
-        encoder = self._encoder(api)
-        d, c = encoder.width(api.n_features), api.n_classes
-        needed = queries_needed(d, c)
-        if budget < needed:
-            formula = "d + 1" if c == 2 else "c·(d + 1)"
-            raise InvalidInputError(
-                TOO_FEW_QUERIES.format(needed=needed, c=c, d=d, formula=formula, budget=budget)
-            )
-        return needed
-
-    def run(self, api: QueryAPI, budget: int, *, rng: np.random.Generator) -> Transcript:
+    def run(self, context: AttackContext) -> Transcript:
         """Spend exactly ``queries_needed(d, c)`` of the budget (not all of it)."""
-        needed = self.check(api, check_budget(budget))
-        spec = api.input_spec
+        needed = check_equation_solving(context.setting())
+        spec = context.input_spec
         X: Any = (
-            spec.sample(needed, rng)
+            spec.sample(needed, context.rng)
             if spec is not None
-            else rng.standard_normal((needed, api.n_features))
+            else context.rng.standard_normal((needed, context.api.n_features))
         )
-        return query_in_batches(api, X, batch_size=self.batch_size)
+        return context.query(X)
 
     def solve(self, api: QueryAPI, transcript: Transcript) -> SolvedLinearModel:
         """The weights that reproduce every answer of ``transcript`` (least squares with the
         minimum norm; exact when the target is logistic or softmax in the encoding)."""
-        encoder = self._encoder(api)
+        encoder = _encoder(api.input_spec)
         scores = transcript.answers.scores
         if scores is None:
             raise InvalidInputError(NEEDS_PROBABILITIES.format(mode=transcript.answers.mode))

@@ -16,10 +16,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from multisteal.attacks.base import Transcript, query_in_batches
+from multisteal.attacks.base import AttackContext, Transcript
 from multisteal.errors import InvalidInputError
-from multisteal.query.api import QueryAPI
-from multisteal.query.ledger import check_budget
 
 __all__ = ["MarginalsAttack", "SyntheticAttack", "sample_marginals"]
 
@@ -73,17 +71,18 @@ def sample_marginals(
 
 @dataclass
 class MarginalsAttack:
-    """Query rows sampled from per-column marginals of the attacker's pool."""
+    """Query rows sampled from per-column marginals of the attacker's pool (``feature_groups``:
+    column groups of an encoded pool copied as units, e.g. one-hot blocks)."""
 
-    pool: pd.DataFrame | NDArray[np.float64]
     feature_groups: Sequence[NDArray[np.int64]] | None = None
-    batch_size: int = 256
     name: str = field(default="marginals", init=False)
 
-    def run(self, api: QueryAPI, budget: int, *, rng: np.random.Generator) -> Transcript:
-        budget = check_budget(budget)
-        X = sample_marginals(self.pool, budget, rng=rng, feature_groups=self.feature_groups)
-        return query_in_batches(api, X, batch_size=self.batch_size)
+    def run(self, context: AttackContext) -> Transcript:
+        pool = context.require_pool(self.name)
+        X = sample_marginals(
+            pool, context.budget, rng=context.rng, feature_groups=self.feature_groups
+        )
+        return context.query(X)
 
 
 @dataclass
@@ -91,21 +90,20 @@ class SyntheticAttack:
     """Query inputs drawn from the API's published input spec (no data needed).
 
     Against an API that publishes no spec (encoded vectors), the pool's marginals are used as
-    the domain instead (``pool`` must then be given).
+    the domain instead (the context must then have a pool).
     """
 
-    pool: pd.DataFrame | NDArray[np.float64] | None = None
     feature_groups: Sequence[NDArray[np.int64]] | None = None
-    batch_size: int = 256
     name: str = field(default="synthetic", init=False)
 
-    def run(self, api: QueryAPI, budget: int, *, rng: np.random.Generator) -> Transcript:
-        budget = check_budget(budget)
-        spec = api.input_spec
+    def run(self, context: AttackContext) -> Transcript:
+        budget, spec = context.budget, context.input_spec
         if spec is not None:
-            X: Any = spec.sample(budget, rng)
-        elif self.pool is not None:
-            X = sample_marginals(self.pool, budget, rng=rng, feature_groups=self.feature_groups)
+            X: Any = spec.sample(budget, context.rng)
+        elif context.pool is not None:
+            X = sample_marginals(
+                context.pool, budget, rng=context.rng, feature_groups=self.feature_groups
+            )
         else:
             raise InvalidInputError(NO_SPEC)
-        return query_in_batches(api, X, batch_size=self.batch_size)
+        return context.query(X)

@@ -7,11 +7,21 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from multisteal.attacks import ATTACKS, UNKNOWN_ATTACK
+from multisteal.attacks import ATTACKS, UNKNOWN_ATTACK, AttackSpec
 from multisteal.errors import ConfigError, InvalidInputError
 from multisteal.models.zoo import MODELS, UNKNOWN_MODEL, models_for, resolve_model_name
+from multisteal.query.api import effective_output_mode
+from multisteal.query.defences import DEFENCES, UNKNOWN_DEFENCE, parse_defence
 from multisteal.query.ledger import BAD_BUDGET
 from multisteal.rashomon import EXPLORERS
 from multisteal.rashomon.base import BAD_EPSILON
@@ -22,6 +32,7 @@ __all__ = [
     "STAGES",
     "AuditConfig",
     "BaselineConfig",
+    "DefenceConfig",
     "DropoutConfig",
     "RetrainConfig",
     "SplitConfig",
@@ -66,11 +77,6 @@ OPTION_SOURCES = {
     "numerical": "a CSV of records (--csv)",
     "text_column": "a text CSV (--text-csv)",
 }
-SYNTHETIC_TEXT = (
-    "The synthetic attack draws inputs from the target's input spec, and a text spec has no "
-    "distribution to draw sentences from. Use --attack pool (with --pool-dataset for another "
-    "corpus)."
-)
 CSV_NEEDS_LABEL = (
     "A CSV file needs --label (the label column) and --sensitive (one or more sensitive columns)."
 )
@@ -112,7 +118,18 @@ LEGACY_AND_UNION = (
 )
 
 #: The stages of an audit that draw random numbers, each from its own seed stream.
-STAGES: tuple[str, ...] = ("split", "target", "attack", "surrogate", "explorer", "baselines")
+DETECT_PARAMS_WITHOUT_DETECTOR = (
+    "detect_params are given but no detector is (detect: none); set detect: prada."
+)
+STAGES: tuple[str, ...] = (
+    "split",
+    "target",
+    "attack",
+    "surrogate",
+    "explorer",
+    "baselines",
+    "defence",
+)
 
 
 class _Strict(BaseModel):
@@ -193,6 +210,48 @@ ExplorerConfig = Annotated[DropoutConfig | RetrainConfig, Field(discriminator="n
 """An explorer's configuration; ``name`` says which (``dropout`` or ``retrain``)."""
 
 
+class DefenceConfig(_Strict):
+    """One answer-side defence: its registry name and parameters (``query.defences``)."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            try:
+                name, params = parse_defence(data)
+            except InvalidInputError as exc:
+                raise ValueError(str(exc)) from None
+            return {"name": name, "params": params}
+        return data
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in DEFENCES:
+            raise ValueError(UNKNOWN_DEFENCE.format(name=value, available=", ".join(DEFENCES)))
+        return value
+
+    @field_validator("params")
+    @classmethod
+    def _params(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        name = str(info.data.get("name"))
+        if name not in DEFENCES:
+            return value
+        try:
+            return DEFENCES[name].convert(value)
+        except InvalidInputError as exc:
+            raise ValueError(str(exc)) from None
+
+    def label(self) -> str:
+        """``name`` or ``name:param=value,...`` (the CLI form)."""
+        if not self.params:
+            return self.name
+        return self.name + ":" + ",".join(f"{k}={v}" for k, v in self.params.items())
+
+
 class BaselineConfig(_Strict):
     """The two baselines every audit carries (METRICS.md, "Seeds and baselines").
 
@@ -234,10 +293,17 @@ class AuditConfig(_Strict):
     target_path: Path | None = None
 
     attack: str = "pool"
+    attack_params: dict[str, Any] = Field(default_factory=dict)
     budgets: list[int] = Field(default_factory=lambda: list(DEFAULT_BUDGETS))
-    output: Literal["probabilities", "top-k", "label", "rounded"] = "probabilities"
+    output: Literal["probabilities", "top-k", "label", "rounded", "leaf"] = "probabilities"
     top_k: int = Field(1, ge=1)
     decimals: int = Field(2, ge=0)
+    # Answer-side defences in the order the service applies them (before the output policy);
+    # "name" or "name:param=value,..." strings, or {name, params} mappings.
+    defences: list[DefenceConfig] = Field(default_factory=list)
+    detect: Literal["none", "prada"] = "none"
+    detect_params: dict[str, Any] = Field(default_factory=dict)
+    detect_refuse: bool = False
     holdout_fraction: float = 0.2
 
     surrogate: str = "mlp"
@@ -281,6 +347,33 @@ class AuditConfig(_Strict):
         if value not in ATTACKS:
             raise ValueError(UNKNOWN_ATTACK.format(name=value, available=", ".join(ATTACKS)))
         return value
+
+    @field_validator("attack_params")
+    @classmethod
+    def _attack_params(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        attack = str(info.data.get("attack"))
+        if attack not in ATTACKS:
+            return value  # the attack's own error is reported
+        try:
+            return ATTACKS[attack].convert(value)
+        except InvalidInputError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("detect_params")
+    @classmethod
+    def _detect_params(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        detect = str(info.data.get("detect"))
+        if detect in ("None", "none"):
+            if value:
+                raise ValueError(DETECT_PARAMS_WITHOUT_DETECTOR)
+            return value
+        from multisteal.query.detection import DETECTORS
+
+        try:
+            converted: dict[str, Any] = DETECTORS[detect].convert(value)
+            return converted
+        except InvalidInputError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("budgets")
     @classmethod
@@ -432,8 +525,13 @@ class AuditConfig(_Strict):
             )
         if self.probe == "eec" and modality != "text":
             raise ValueError(PROBE_TEXT_ONLY.format(modality=modality))
-        if self.attack == "synthetic" and modality == "text":
-            raise ValueError(SYNTHETIC_TEXT)
+        try:
+            self.attack_spec.check_modality(modality)
+            self.attack_spec.check_config(
+                self.answer_mode, surrogate_torch=bool(self.surrogate_family.torch)
+            )
+        except InvalidInputError as exc:
+            raise ValueError(str(exc)) from None
         if self.surrogate_family.name in ("mlp", "torch-logistic", "minilm-mlp"):
             _check_surrogate_params(self.surrogate_params)
         if self.criterion.startswith("transcript") and not 0 < self.holdout_fraction < 1:
@@ -475,6 +573,23 @@ class AuditConfig(_Strict):
     def modality(self) -> str:
         """The input modality of the data: ``tabular``, ``image`` or ``text``."""
         return _modality_of(self.model_dump())
+
+    @property
+    def attack_spec(self) -> AttackSpec:
+        """The registry entry (:class:`~multisteal.attacks.AttackSpec`) of the attack."""
+        return ATTACKS[self.attack]
+
+    @property
+    def defence_chain(self) -> list[tuple[str, dict[str, Any]]]:
+        """The defences as ``(name, params)`` in the order the service applies them."""
+        return [(d.name, dict(d.params)) for d in self.defences]
+
+    @property
+    def answer_mode(self) -> str:
+        """What the attacker's answers reveal after the defences and the output policy."""
+        return effective_output_mode(
+            self.output, [DEFENCES[d.name].mode_after for d in self.defences]
+        )
 
     @property
     def surrogate_family(self) -> Any:

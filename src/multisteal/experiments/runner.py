@@ -25,18 +25,27 @@ import pandas as pd
 import torch
 from numpy.typing import NDArray
 
-from multisteal.attacks import ATTACKS, Transcript, make_attack
-from multisteal.attacks.pool import POOL_TOO_SMALL
-from multisteal.data.inputs import n_inputs
+from multisteal.attacks import (
+    ATTACKS,
+    AttackContext,
+    AttackSetting,
+    Transcript,
+    query_in_batches,
+    run_registered,
+)
+from multisteal.data.inputs import TabularSpec, n_inputs
 from multisteal.errors import ConfigError, InvalidInputError
 from multisteal.experiments.config import AuditConfig
 from multisteal.experiments.data import PreparedData, prepare_data
 from multisteal.experiments.evaluation import EvaluationContext, SetSelection
 from multisteal.experiments.targets import check_target_metadata, target_family
+from multisteal.metrics import accuracy, agreement, expected_calibration_error
 from multisteal.models import Classifier, load_model
 from multisteal.models.pipeline import InputPipeline
 from multisteal.models.zoo import make_pipeline
 from multisteal.query import LocalQueryAPI
+from multisteal.query.api import Detector
+from multisteal.query.defences import make_defences
 from multisteal.rashomon import (
     EXPLORERS,
     Candidates,
@@ -48,7 +57,7 @@ from multisteal.rashomon import (
     rashomon_set,
 )
 from multisteal.rashomon.base import PROBE, SELECTION
-from multisteal.surrogates import fit_surrogate, surrogate_targets
+from multisteal.surrogates import LabelKind, fit_surrogate, surrogate_targets
 
 __all__ = ["AuditResult", "PreparedData", "make_explorer", "prepare_data", "run_single_audit"]
 
@@ -65,6 +74,14 @@ TOP_K_TOO_LARGE = (
     "--top-k {k} exceeds the {n} classes of the data: the API cannot reveal more scores than "
     "there are classes. Use --top-k {n} or less (with {n}, or --output probabilities, every "
     "score is revealed)."
+)
+NO_ANSWERS = (
+    "The {attack} attack got no answer at budget {budget}: the service refused its first batch "
+    "({why}). Nothing can be stolen from no answers."
+)
+TOO_FEW_ANSWERS = (
+    "The {attack} attack got {n} answers at budget {budget} before the service stopped "
+    "answering ({why}); the surrogate needs at least 2 to train on after the hold-out slice."
 )
 FLOOR = "explorer_floor"
 OWNER = "target_retrain"
@@ -85,8 +102,10 @@ class AuditResult:
     samples : per-sample arrays, keyed ``seed{s}/b{budget}/eps{ε}/{metric}``,
         ``seed{s}/floor/eps{ε}/…``, ``seed{s}/owner/…`` plus per-seed shared arrays.
     query_log : every batch the target's APIs received, one row per batch; ``api`` says whose
-        (``attacker``, one API per budget; ``auditor``, the evaluation rows; ``baseline``, the
-        whole pool for the explorer floor).
+        (``attacker``, one API per budget, with the configured output policy, defences and
+        detector; ``honest``, the evaluation rows through that same service, for the
+        ``honest_*`` columns; ``auditor``, the evaluation rows with full probabilities;
+        ``baseline``, the whole pool for the explorer floor).
     timings : seconds spent per step (keys prefixed by the seed).
     target : the first seed's target model, a raw-input model whose encoder was fitted on that
         seed's target-train rows (saved as an artifact with the run).
@@ -161,16 +180,22 @@ class _Audit:
         data = data or prepare_data(config)
         self.data = data
         clock = self._timed("data", clock)
-        attack = ATTACKS[config.attack]
+        spec = data.input_spec
+        setting = AttackSetting(
+            modality=data.modality,
+            output_mode=config.answer_mode,
+            n_classes=data.dataset.n_classes,
+            budget=max(config.budgets),
+            pool_size=n_inputs(data.X_pool),
+            surrogate_torch=bool(config.surrogate_family.torch),
+            input_spec=spec,
+            n_features=len(spec.columns) if isinstance(spec, TabularSpec) else 0,
+        )
         try:
-            attack.check_modality(data.modality)
+            # Checked before any work, so no budget's results are lost to a late failure.
+            ATTACKS[config.attack].check(setting)
         except InvalidInputError as exc:
             raise ConfigError(str(exc)) from None
-        if config.attack == "pool" and max(config.budgets) > n_inputs(data.X_pool):
-            # Checked before any work, so no budget's results are lost to a late failure.
-            raise ConfigError(
-                POOL_TOO_SMALL.format(budget=max(config.budgets), size=n_inputs(data.X_pool))
-            )
         if config.output == "top-k" and config.top_k > data.dataset.n_classes:
             raise ConfigError(TOP_K_TOO_LARGE.format(k=config.top_k, n=data.dataset.n_classes))
         metadata: dict[str, Any] = {}
@@ -227,6 +252,7 @@ class _Audit:
             P_probe=P_probe,
         )
         self.explorer = make_explorer(config)
+        self.honest = self._honest_users(P_target)
         clock = self._timed("auditor", clock)
 
         if config.baselines.explorer_floor:
@@ -267,11 +293,19 @@ class _Audit:
 
     def refit(self, part: Transcript, seed: int) -> Classifier:
         """The attacker's surrogate, with its own encoder fitted on ``part`` only."""
+        return self._fit(part, seed, labels=self.config.labels)
+
+    def _attack_fit(self, part: Transcript, seed: int) -> Classifier:
+        """The surrogate an attack retrains inside its loop: the configured architecture, on
+        whatever the attack's transcript holds (an attack may keep only the labels)."""
+        return self._fit(part, seed, labels="auto")
+
+    def _fit(self, part: Transcript, seed: int, *, labels: LabelKind) -> Classifier:
         config = self.config
         return fit_surrogate(
             part,
             architecture=config.surrogate,
-            labels=config.labels,
+            labels=labels,
             random_state=seed,
             input_spec=self.data.input_spec,
             encoder_params=config.encoder_params(),
@@ -283,21 +317,37 @@ class _Audit:
         clock = time.perf_counter()
         say(f"budget {budget}: attack ({config.attack})")
         rng = np.random.default_rng([config.stage_seed("attack"), budget])
-        api = LocalQueryAPI(
-            self.target,
-            output=config.output,
-            budget=budget,
-            k=config.top_k,
-            decimals=config.decimals,
-            input_spec=data.input_spec,
+        detectors = self._detectors()
+        api = self._service(budget, stream=budget, detectors=detectors)
+        context = AttackContext(
+            api,
+            rng,
+            pool=data.X_pool,
+            fit=self._attack_fit,
+            surrogate_torch=bool(config.surrogate_family.torch),
         )
-        attack = make_attack(config.attack, pool=data.X_pool)
-        transcript = attack.run(api, budget, rng=rng)
+        found, stop = run_registered(config.attack, context, **config.attack_params)
         self.logs.append(api.log.to_frame().assign(api="attacker", budget=budget))
+        why = "a detector flagged the query stream" if detectors else "its budget was spent"
+        if found is None:
+            raise InvalidInputError(NO_ANSWERS.format(attack=config.attack, budget=budget, why=why))
+        transcript = found
         if transcript.source_index is not None:  # where the queries came from (leakage checks)
             self.context.samples[f"b{budget}/query_index"] = data.pool_index[
                 transcript.source_index
             ]
+        if len(transcript) - round(config.holdout_fraction * len(transcript)) < 2:
+            raise InvalidInputError(
+                TOO_FEW_ANSWERS.format(
+                    attack=config.attack, n=len(transcript), budget=budget, why=why
+                )
+            )
+        flagged = [d.flagged_after for d in detectors if d.flagged_after is not None]
+        attack_info: dict[str, Any] = {
+            "queries_used": api.ledger.used,
+            "attack_stop": stop,
+            "flagged_after": min(flagged) if flagged else float("nan"),
+        }
         train_part, holdout = transcript.holdout_split(config.holdout_fraction, rng=rng)
         say(f"budget {budget}: surrogate ({config.surrogate})")
         surrogate = self.refit(train_part, config.stage_seed("surrogate"))
@@ -315,12 +365,65 @@ class _Audit:
             candidates,
             holdout,
             key=f"b{budget}",
-            extra={"budget": budget, "holdout_size": len(holdout), "labels": labels},
+            extra={
+                "budget": budget,
+                "holdout_size": len(holdout),
+                "labels": labels,
+                **attack_info,
+            },
         )
         self.results += rows
         self.members.append(members.assign(budget=budget))
         self.context.samples.update(arrays)
         self._timed(f"metrics[{budget}]", clock)
+
+    def _service(
+        self, budget: int, *, stream: int, detectors: tuple[Detector, ...] = ()
+    ) -> LocalQueryAPI:
+        """The target as the configured service answers: output mode, defences (their noise
+        drawn from the ``defence`` seed stream, one per ``stream``) and detectors."""
+        config = self.config
+        seed = np.random.SeedSequence([config.stage_seed("defence"), stream])
+        return LocalQueryAPI(
+            self.target,
+            output=config.output,
+            budget=budget,
+            k=config.top_k,
+            decimals=config.decimals,
+            input_spec=self.data.input_spec,
+            defences=make_defences(
+                config.defence_chain, seed=int(seed.generate_state(1)[0]), model=self.target
+            ),
+            detectors=detectors,
+            refuse_when_flagged=config.detect_refuse,
+        )
+
+    def _detectors(self) -> tuple[Detector, ...]:
+        config = self.config
+        if config.detect == "none":
+            return ()
+        from multisteal.query.detection import make_detector
+
+        return (make_detector(config.detect, config.detect_params, model=self.target),)
+
+    def _honest_users(self, P_target: NDArray[np.float64]) -> dict[str, float]:
+        """What the service's output mode and defences cost honest users: the target's
+        accuracy, calibration (top-label ECE of the answered scores; NaN when only labels are
+        answered) and top-1 agreement with its own undefended decisions, as answered on the
+        evaluation rows (through a service of its own, budgeted to exactly those rows)."""
+        data = self.data
+        api = self._service(n_inputs(data.X_eval), stream=0)
+        answers = query_in_batches(api, data.X_eval, batch_size=4096).answers
+        self.logs.append(api.log.to_frame().assign(api="honest", budget=0))
+        soft = answers.soft_targets()
+        return {
+            "honest_accuracy": accuracy(data.y_eval, answers.labels),
+            "honest_ece": float("nan")
+            if soft is None
+            else expected_calibration_error(data.y_eval, soft),
+            "honest_agreement": agreement(np.argmax(P_target, axis=1), answers.labels),
+            "target_ece": expected_calibration_error(data.y_eval, P_target),
+        }
 
     def _exploration(
         self,
@@ -384,7 +487,13 @@ class _Audit:
             "dataset": config.data_name,
             "target": self.family,
             "attack": config.attack,
+            "attack_params": ",".join(f"{k}={v}" for k, v in config.attack_params.items())
+            or "none",
             "output": config.output,
+            "answer_mode": config.answer_mode,
+            "defences": " > ".join(d.label() for d in config.defences) or "none",
+            "detect": config.detect,
+            **self.honest,
             "surrogate": config.surrogate,
             "criterion": config.criterion,
             "positive_class": str(self.data.dataset.class_names[self.data.dataset.positive_class]),
@@ -505,8 +614,6 @@ class _Audit:
 
 def _scores(api: LocalQueryAPI, X: Any, batch_size: int = 4096) -> NDArray[np.float64]:
     """The API's probabilities on ``X``, queried in batches."""
-    from multisteal.attacks import query_in_batches
-
     scores = query_in_batches(api, X, batch_size=batch_size).answers.scores
     assert scores is not None  # the API answers probabilities
     return scores

@@ -7,6 +7,7 @@ from typing import Any
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
+from sklearn.tree import DecisionTreeClassifier
 
 from multisteal.errors import ConfigError
 from multisteal.experiments.config import AuditConfig
@@ -45,6 +46,8 @@ def target_family(model: Classifier) -> str:
         return "logistic"
     if isinstance(model, HistGradientBoostingClassifier):
         return "gboost"
+    if isinstance(model, DecisionTreeClassifier):
+        return "tree"
     return "custom"
 
 

@@ -12,6 +12,7 @@ This package is a leaf: it depends on numpy, pandas, scikit-learn, fairlearn and
 from __future__ import annotations
 
 from multisteal.metrics._validation import check_decisions, check_probabilities
+from multisteal.metrics.calibration import expected_calibration_error
 from multisteal.metrics.capacity import capacity_bits, rashomon_capacity
 from multisteal.metrics.decision_rule import decisions
 from multisteal.metrics.fairness import (
@@ -90,6 +91,7 @@ __all__ = [
     "disagreement",
     "discrepancy",
     "evaluate_multiplicity",
+    "expected_calibration_error",
     "fairness_metrics",
     "group_accuracy",
     "group_rates",

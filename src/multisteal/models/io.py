@@ -74,6 +74,7 @@ _TUPLE_PARAMS = ("hidden_layer_sizes", "channels")
 _TRUSTED_TYPES = frozenset(
     {
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        "sklearn.tree._tree.Tree",
         "multisteal.data.preprocessing.TabularPreprocessor",
         "multisteal.models.pipeline.ImageEncoder",
     }
@@ -83,6 +84,7 @@ _MODEL_TYPES = (
     "sklearn.dummy.DummyClassifier",
     "sklearn.linear_model._logistic.LogisticRegression",
     "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
+    "sklearn.tree._classes.DecisionTreeClassifier",
 )
 _ENCODER_TYPES = (
     "multisteal.data.preprocessing.TabularPreprocessor",

@@ -17,6 +17,7 @@ Encoders follow the scikit-learn transformer contract (``fit(X)`` returns ``self
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ NOT_FITTED = "This {cls} is not fitted yet: call fit before {method}."
 IMAGE_RANK = "ImageEncoder takes images of shape (n, H, W) or (n, H, W, C); got shape {shape}."
 IMAGE_SIZE = "ImageEncoder was fitted on images of shape {expected}; got images of shape {got}."
 NO_MODULE = "{cls} has no torch module: its classifier is a {model}."
+NO_APPLY = "{cls} has no leaves: its classifier is a {model}, not a decision tree."
 
 
 class ImageEncoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
@@ -238,6 +240,26 @@ class InputPipeline(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     def predict(self, X: Any) -> NDArray[np.int64]:
         out: NDArray[np.int64] = np.argmax(self.predict_proba(X), axis=1).astype(np.int64)
         return out
+
+    @property
+    def apply(self) -> Callable[[Any], NDArray[np.int64]]:
+        """``apply(X)``: the id of the leaf that decides each raw input, ``(n,)`` int64.
+
+        Only a pipeline whose fitted classifier has leaves (a decision tree) has it: for any
+        other classifier, and before ``fit``, reading it raises ``AttributeError``, so
+        ``hasattr(pipeline, "apply")`` says whether a leaf-revealing API can serve it.
+        """
+        self._check("apply")  # NotFittedError is an AttributeError
+        leaves = getattr(self.model_, "apply", None)
+        if leaves is None:
+            raise AttributeError(
+                NO_APPLY.format(cls=type(self).__name__, model=type(self.model_).__name__)
+            )
+
+        def apply(X: Any) -> NDArray[np.int64]:
+            return np.asarray(leaves(self.encode(X)), dtype=np.int64)
+
+        return apply
 
 
 def _takes_soft(model: Any) -> bool:

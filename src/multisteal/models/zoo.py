@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
+from sklearn.tree import DecisionTreeClassifier
 
 from multisteal.data.inputs import InputSpec
 from multisteal.errors import InvalidInputError
@@ -130,6 +131,13 @@ def _gboost(*, random_state: int | None = None, **params: Any) -> Classifier:
     return model
 
 
+def _tree(*, random_state: int | None = None, **params: Any) -> Classifier:
+    defaults: dict[str, Any] = {"max_depth": 5, "min_samples_leaf": 5}
+    defaults.update(params)
+    model: Classifier = DecisionTreeClassifier(random_state=random_state, **defaults)
+    return model
+
+
 def _cnn(*, random_state: int | None = None, **params: Any) -> Classifier:
     from multisteal.models.cnn import TorchCNNClassifier
 
@@ -167,6 +175,12 @@ MODELS: Mapping[str, ModelSpec] = {
         torch=True,
     ),
     "gboost": ModelSpec("gboost", "scikit-learn HistGradientBoostingClassifier", _gboost),
+    "tree": ModelSpec(
+        "tree",
+        "scikit-learn DecisionTreeClassifier (max_depth 5, min_samples_leaf 5); reveals its "
+        "leaf ids under --output leaf",
+        _tree,
+    ),
     "cnn": ModelSpec(
         "cnn",
         "small torch CNN (conv 16-32, max-pool, dense 64) on standardised images",

@@ -10,12 +10,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from multisteal.data.inputs import InputSpec, n_inputs
-from multisteal.errors import BudgetExceededError, InvalidInputError
+from multisteal.errors import BudgetExceededError, InvalidInputError, QueryRefusedError
 from multisteal.models.zoo import Classifier
 from multisteal.query.ledger import BudgetLedger, QueryLog, QueryRecord, batch_digest
-from multisteal.query.outputs import Answer, OutputPolicy, make_output_policy
+from multisteal.query.outputs import Answer, full_answer, make_output_policy
 
-__all__ = ["Defence", "LocalQueryAPI", "QueryAPI"]
+__all__ = ["Defence", "Detector", "LocalQueryAPI", "QueryAPI", "effective_output_mode"]
 
 QUERY_NOT_2D = "Queries must be a 2-D array of shape (n_rows, {d}), got shape {shape}."
 QUERY_BAD_WIDTH = "Queries have {got} features, but the target expects {d}."
@@ -26,9 +26,62 @@ QUERY_NOT_NUMERIC = (
     "encoded vectors; give the target's input spec to take raw records, images or texts."
 )
 NO_WIDTH = "n_features is required when the model has no n_features_in_ attribute."
+NO_LEAVES = (
+    "The leaf output mode reveals the leaf that decided each input, but this model ({cls}) "
+    "has no leaves: it is for decision-tree targets (--target tree)."
+)
+FLAGGED = (
+    "The service stopped answering: its {detector} detector flagged this query stream after "
+    "{after} answered rows, and it refuses further queries once flagged."
+)
 
-Defence = Callable[[NDArray[np.float64]], NDArray[np.float64]]
-"""A defence maps the model's probabilities (n, C) to perturbed probabilities (n, C)."""
+
+@runtime_checkable
+class Defence(Protocol):
+    """An answer-side defence: it sees the query inputs (as validated) and the answer so far
+    (full probabilities, or what earlier defences left) and returns the answer to send on.
+
+    ``mode_after(mode)`` is the output mode its answers have when they arrive in ``mode``
+    (``label-only`` turns every mode into ``label``; a perturbation keeps the mode).
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    def __call__(self, inputs: Any, answer: Answer) -> Answer: ...
+
+    def mode_after(self, mode: str) -> str: ...
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """A detector watching the stream of answered queries (e.g. PRADA).
+
+    ``observe`` sees every answered batch (inputs and the model's own decisions) and returns
+    whether the stream is flagged; ``flagged_after`` is the number of answered rows at which it
+    was first flagged (``None``: not flagged).
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    def observe(self, inputs: Any, labels: NDArray[np.int64]) -> bool: ...
+
+    @property
+    def flagged_after(self) -> int | None: ...
+
+
+def effective_output_mode(output: str, mode_after: Sequence[Callable[[str], str]]) -> str:
+    """What the answers reveal after defences (their ``mode_after``, in order) and the
+    ``output`` policy."""
+    mode = "probabilities"
+    for step in mode_after:
+        mode = step(mode)
+    if output == "probabilities":
+        return mode
+    if mode == "label" or (output == "leaf" and mode != "probabilities"):
+        return "label"
+    return output
 
 
 @runtime_checkable
@@ -72,10 +125,14 @@ class LocalQueryAPI:
     ----------
     model : a fitted classifier with ``predict_proba``.
     input_spec : the inputs the API accepts (``None``: encoded float vectors).
-    output : output policy name (``probabilities``, ``top-k``, ``label``, ``rounded``) or a
-        callable ``probabilities -> Answer``.
+    output : output policy name (``probabilities``, ``top-k``, ``label``, ``rounded``,
+        ``leaf``).
     budget : the number of rows this API will answer in total (``None``: unlimited).
-    defences : callables applied in order to the probabilities before the output policy.
+    defences : answer-side defences (:class:`Defence`), applied in order to the full answer
+        before the output policy restricts it.
+    detectors : detectors watching the answered stream (:class:`Detector`).
+    refuse_when_flagged : once a detector has flagged the stream, refuse every further batch
+        (:class:`~multisteal.errors.QueryRefusedError`); otherwise only record the flag.
     k, decimals : parameters of the ``top-k`` and ``rounded`` policies.
     n_features : width of a query row; read from ``model.n_features_in_`` when omitted.
     """
@@ -84,9 +141,11 @@ class LocalQueryAPI:
         self,
         model: Classifier,
         *,
-        output: str | OutputPolicy = "probabilities",
+        output: str = "probabilities",
         budget: int | None,
         defences: Sequence[Defence] = (),
+        detectors: Sequence[Detector] = (),
+        refuse_when_flagged: bool = False,
         k: int = 1,
         decimals: int = 2,
         n_features: int | None = None,
@@ -94,15 +153,15 @@ class LocalQueryAPI:
     ) -> None:
         self._model = model
         self._spec = input_spec
-        self._policy = (
-            make_output_policy(output, k=k, decimals=decimals)
-            if isinstance(output, str)
-            else output
-        )
-        self._output_mode = output if isinstance(output, str) else getattr(output, "name", "custom")
+        self._policy = make_output_policy(output, k=k, decimals=decimals)
         self._defences = tuple(defences)
+        self._output_mode = effective_output_mode(output, [d.mode_after for d in self._defences])
+        if output == "leaf" and not hasattr(model, "apply"):
+            raise InvalidInputError(NO_LEAVES.format(cls=type(model).__name__))
+        self._detectors = tuple(detectors)
+        self._refuse = refuse_when_flagged
         self._ledger = BudgetLedger(budget)
-        self._log = QueryLog()
+        self._log = QueryLog(keep_inputs=bool(self._detectors))
         if input_spec is not None:
             width: int | None = len(getattr(input_spec, "columns", ())) or 0
         else:
@@ -127,7 +186,13 @@ class LocalQueryAPI:
 
     @property
     def output_mode(self) -> str:
+        """What the answers reveal, after the defences: ``probabilities``, ``top-k``,
+        ``rounded``, ``label`` or ``leaf``."""
         return self._output_mode
+
+    @property
+    def detectors(self) -> tuple[Detector, ...]:
+        return self._detectors
 
     @property
     def ledger(self) -> BudgetLedger:
@@ -165,6 +230,13 @@ class LocalQueryAPI:
         clock = time.perf_counter()
         digest = batch_digest(arr)
         batch = len(self._log)
+        flagged = [d for d in self._detectors if d.flagged_after is not None]
+        if self._refuse and flagged:
+            self._log.append(
+                QueryRecord(batch, rows, digest, started, 0.0, "refused-flagged", self._ledger.used)
+            )
+            first = flagged[0]
+            raise QueryRefusedError(FLAGGED.format(detector=first.name, after=first.flagged_after))
         try:
             self._ledger.charge(rows)
         except BudgetExceededError:
@@ -173,9 +245,17 @@ class LocalQueryAPI:
             )
             raise
         probabilities = np.asarray(self._model.predict_proba(arr), dtype=np.float64)
+        leaves = None
+        if self._policy.name == "leaf":
+            leaves = np.asarray(self._model.apply(arr), dtype=np.int64)  # type: ignore[attr-defined]
+        answer = full_answer(probabilities, leaves)
+        decisions = answer.labels
         for defence in self._defences:
-            probabilities = defence(probabilities)
-        answer = self._policy(probabilities)
+            answer = defence(arr, answer)
+        answer = self._policy.restrict(answer)
+        now_flagged = False
+        for detector in self._detectors:
+            now_flagged = detector.observe(arr, decisions) or now_flagged
         self._log.append(
             QueryRecord(
                 batch,
@@ -185,6 +265,9 @@ class LocalQueryAPI:
                 time.perf_counter() - clock,
                 "answered",
                 self._ledger.used,
-            )
+                flagged=now_flagged,
+            ),
+            inputs=arr,
+            labels=decisions,
         )
         return answer

@@ -73,18 +73,38 @@ class QueryRecord:
     sha256: str
     timestamp: float
     seconds: float
-    status: str  # "answered" or "refused"
+    status: str  # "answered", "refused" (budget) or "refused-flagged" (detector)
     used_after: int
+    flagged: bool = False
+    """Whether a detector had flagged the stream once this batch was answered."""
 
 
 class QueryLog:
-    """Append-only record of the batches an API received."""
+    """Append-only record of the batches an API received.
 
-    def __init__(self) -> None:
+    With ``keep_inputs`` it also keeps each answered batch's inputs and the model's decisions
+    on them (:meth:`answered_inputs`): what a detector such as PRADA needs to replay the stream.
+    """
+
+    def __init__(self, *, keep_inputs: bool = False) -> None:
         self._records: list[QueryRecord] = []
+        self.keep_inputs = keep_inputs
+        self._payloads: dict[int, tuple[Any, NDArray[np.int64]]] = {}
 
-    def append(self, record: QueryRecord) -> None:
+    def append(
+        self,
+        record: QueryRecord,
+        *,
+        inputs: Any = None,
+        labels: NDArray[np.int64] | None = None,
+    ) -> None:
         self._records.append(record)
+        if self.keep_inputs and inputs is not None and labels is not None:
+            self._payloads[record.batch] = (inputs, labels)
+
+    def answered_inputs(self) -> list[tuple[Any, NDArray[np.int64]]]:
+        """``(inputs, decisions)`` of every answered batch, in order (``keep_inputs`` only)."""
+        return [self._payloads[b] for b in sorted(self._payloads)]
 
     @property
     def records(self) -> tuple[QueryRecord, ...]:

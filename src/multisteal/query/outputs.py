@@ -4,13 +4,19 @@ An output policy is a plain callable ``probabilities (n, C) -> Answer``. Every p
 service's decision (``labels``, the argmax of the model's probabilities, ties to the lowest
 class) because a prediction service always reveals its decision; what differs is how much of
 the score vector comes with it.
+
+Each policy is also a restriction of an answer (:meth:`restrict`): the query API builds the
+full answer (:func:`full_answer`), lets its defences transform it in order, and then restricts
+it to its output mode. ``leaf`` reveals the decision and the identifier of the leaf that made it
+(a decision-tree service that exposes it, as BigML's did; off unless a service chooses it).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,15 +27,17 @@ __all__ = [
     "OUTPUT_MODES",
     "Answer",
     "LabelOnly",
+    "LeafIds",
     "OutputPolicy",
     "Probabilities",
     "Rounded",
     "TopK",
+    "full_answer",
     "make_output_policy",
 ]
 
-OutputMode = Literal["probabilities", "top-k", "label", "rounded"]
-OUTPUT_MODES: tuple[str, ...] = ("probabilities", "top-k", "label", "rounded")
+OutputMode = Literal["probabilities", "top-k", "label", "rounded", "leaf"]
+OUTPUT_MODES: tuple[str, ...] = ("probabilities", "top-k", "label", "rounded", "leaf")
 UNKNOWN_OUTPUT = "Unknown output mode {name!r}. Available output modes: {available}."
 BAD_K = "top-k needs k >= 1, got {k}."
 BAD_DECIMALS = "rounded needs decimals >= 0, got {decimals}."
@@ -46,6 +54,7 @@ class Answer:
         Under ``top-k`` unrevealed entries are 0; under ``rounded`` rows may not sum to 1.
     revealed : (n, C) bool or None — which entries of ``scores`` were revealed.
     mode : the output policy's name.
+    leaves : (n,) int64 or None — the leaf that decided each row (``leaf`` mode only).
     """
 
     labels: NDArray[np.int64]
@@ -53,6 +62,7 @@ class Answer:
     revealed: NDArray[np.bool_] | None
     mode: str
     n_classes: int = field(default=0)
+    leaves: NDArray[np.int64] | None = None
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -65,6 +75,7 @@ class Answer:
             revealed=None if self.revealed is None else self.revealed[indices],
             mode=self.mode,
             n_classes=self.n_classes,
+            leaves=None if self.leaves is None else self.leaves[indices],
         )
 
     def soft_targets(self) -> NDArray[np.float64] | None:
@@ -96,6 +107,26 @@ def _labels(probabilities: NDArray[np.float64]) -> NDArray[np.int64]:
     return out
 
 
+def full_answer(
+    probabilities: NDArray[np.float64], leaves: NDArray[np.int64] | None = None
+) -> Answer:
+    """Everything the model knows about a batch: its decision and its whole probability
+    vector (and, for a tree, each row's leaf). Output policies and defences restrict this."""
+    return Answer(
+        labels=_labels(probabilities),
+        scores=probabilities.copy(),
+        revealed=np.ones(probabilities.shape, dtype=bool),
+        mode="probabilities",
+        n_classes=probabilities.shape[1],
+        leaves=leaves,
+    )
+
+
+def _replace(answer: Answer, **changes: Any) -> Answer:
+    out: Answer = dataclasses.replace(answer, **changes)
+    return out
+
+
 @dataclass(frozen=True)
 class Probabilities:
     """Reveal the full probability vector."""
@@ -103,13 +134,10 @@ class Probabilities:
     name: str = "probabilities"
 
     def __call__(self, probabilities: NDArray[np.float64]) -> Answer:
-        return Answer(
-            labels=_labels(probabilities),
-            scores=probabilities.copy(),
-            revealed=np.ones(probabilities.shape, dtype=bool),
-            mode=self.name,
-            n_classes=probabilities.shape[1],
-        )
+        return self.restrict(full_answer(probabilities))
+
+    def restrict(self, answer: Answer) -> Answer:
+        return _replace(answer, leaves=None)
 
 
 @dataclass(frozen=True)
@@ -124,16 +152,24 @@ class TopK:
             raise InvalidInputError(BAD_K.format(k=self.k))
 
     def __call__(self, probabilities: NDArray[np.float64]) -> Answer:
-        k = min(self.k, probabilities.shape[1])
-        order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
-        revealed = np.zeros(probabilities.shape, dtype=bool)
-        np.put_along_axis(revealed, order, True, axis=1)
-        return Answer(
-            labels=_labels(probabilities),
-            scores=np.where(revealed, probabilities, 0.0),
+        return self.restrict(full_answer(probabilities))
+
+    def restrict(self, answer: Answer) -> Answer:
+        """Keep the ``k`` largest of the scores still revealed (label-only answers pass)."""
+        if answer.scores is None or answer.revealed is None:
+            return answer
+        k = min(self.k, answer.scores.shape[1])
+        masked = np.where(answer.revealed, answer.scores, -np.inf)
+        order = np.argsort(-masked, axis=1, kind="stable")[:, :k]
+        keep = np.zeros(answer.scores.shape, dtype=bool)
+        np.put_along_axis(keep, order, True, axis=1)
+        revealed = keep & answer.revealed
+        return _replace(
+            answer,
+            scores=np.where(revealed, answer.scores, 0.0),
             revealed=revealed,
             mode=self.name,
-            n_classes=probabilities.shape[1],
+            leaves=None,
         )
 
 
@@ -144,13 +180,25 @@ class LabelOnly:
     name: str = "label"
 
     def __call__(self, probabilities: NDArray[np.float64]) -> Answer:
-        return Answer(
-            labels=_labels(probabilities),
-            scores=None,
-            revealed=None,
-            mode=self.name,
-            n_classes=probabilities.shape[1],
-        )
+        return self.restrict(full_answer(probabilities))
+
+    def restrict(self, answer: Answer) -> Answer:
+        return _replace(answer, scores=None, revealed=None, leaves=None, mode=self.name)
+
+
+@dataclass(frozen=True)
+class LeafIds:
+    """Reveal the decision and the identifier of the leaf that made it (tree services)."""
+
+    name: str = "leaf"
+
+    def __call__(self, probabilities: NDArray[np.float64]) -> Answer:
+        return self.restrict(full_answer(probabilities))
+
+    def restrict(self, answer: Answer) -> Answer:
+        if answer.scores is None and answer.leaves is None:
+            return answer  # already label-only (a label-only defence came first)
+        return _replace(answer, scores=None, revealed=None, mode=self.name)
 
 
 @dataclass(frozen=True)
@@ -165,16 +213,20 @@ class Rounded:
             raise InvalidInputError(BAD_DECIMALS.format(decimals=self.decimals))
 
     def __call__(self, probabilities: NDArray[np.float64]) -> Answer:
-        return Answer(
-            labels=_labels(probabilities),
-            scores=np.round(probabilities, self.decimals),
-            revealed=np.ones(probabilities.shape, dtype=bool),
-            mode=self.name,
-            n_classes=probabilities.shape[1],
+        return self.restrict(full_answer(probabilities))
+
+    def restrict(self, answer: Answer) -> Answer:
+        if answer.scores is None:
+            return answer
+        mode = self.name if answer.mode == "probabilities" else answer.mode
+        return _replace(
+            answer, scores=np.round(answer.scores, self.decimals), mode=mode, leaves=None
         )
 
 
-def make_output_policy(name: str, *, k: int = 1, decimals: int = 2) -> OutputPolicy:
+def make_output_policy(
+    name: str, *, k: int = 1, decimals: int = 2
+) -> Probabilities | TopK | LabelOnly | Rounded | LeafIds:
     """The output policy called ``name`` (one of :data:`OUTPUT_MODES`)."""
     if name == "probabilities":
         return Probabilities()
@@ -184,4 +236,6 @@ def make_output_policy(name: str, *, k: int = 1, decimals: int = 2) -> OutputPol
         return LabelOnly()
     if name == "rounded":
         return Rounded(decimals)
+    if name == "leaf":
+        return LeafIds()
     raise InvalidInputError(UNKNOWN_OUTPUT.format(name=name, available=", ".join(OUTPUT_MODES)))

@@ -22,6 +22,7 @@ from multisteal.report.tables import (
     fairness_table,
     fidelity_table,
     format_interval,
+    markdown_table,
     seed_interval,
 )
 
@@ -50,19 +51,6 @@ class Finding:
     name: str
     holds: bool
     text: str
-
-
-def _fmt(value: object) -> str:
-    if isinstance(value, (float, np.floating)):
-        return "n/a" if np.isnan(value) else f"{value:.3f}"
-    return str(value)
-
-
-def _markdown(frame: pd.DataFrame) -> str:
-    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
-    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    body = ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([header, rule, *body])
 
 
 def _by_seed(frame: pd.DataFrame, column: str) -> pd.Series:
@@ -469,6 +457,60 @@ def _notes(tables: RunTables) -> list[str]:
     return notes
 
 
+def _service_section(results: pd.DataFrame) -> list[str]:
+    """What the service answered, what that cost honest users, and what the attack spent."""
+    if "honest_accuracy" not in results:
+        return []  # a run written before defences were recorded
+    first = results.iloc[0]
+    target = results[results["reference"] == "target"]
+    honest = pd.DataFrame(
+        [
+            {
+                "answers": str(first.get("answer_mode", first["output"])),
+                "accuracy (undefended)": _interval(_by_seed(target, "target_accuracy")),
+                "accuracy as answered": _interval(_by_seed(target, "honest_accuracy")),
+                "top-1 agreement as answered": _interval(_by_seed(target, "honest_agreement")),
+                "ECE (undefended)": _interval(_by_seed(target, "target_ece")),
+                "ECE as answered": _interval(_by_seed(target, "honest_ece"))
+                if target["honest_ece"].notna().any()
+                else "n/a (labels only)",
+            }
+        ]
+    )
+    rows = []
+    detect = str(first.get("detect", "none"))
+    for budget, part in target.groupby("budget", sort=True):
+        row = {
+            "budget": str(budget),
+            "queries used": _count_interval(_by_seed(part, "queries_used")),
+            "stopped early": f"{int((part.groupby('seed')['attack_stop'].first() != 'finished').sum())}"
+            f" of {part['seed'].nunique()} seeds",
+        }
+        if detect != "none":
+            flagged = part.groupby("seed")["flagged_after"].first()
+            row[f"{detect} flagged"] = f"{int(flagged.notna().sum())} of {len(flagged)} seeds"
+            row["flagged after (queries)"] = (
+                _count_interval(flagged.dropna()) if flagged.notna().any() else "never"
+            )
+        rows.append(row)
+    return [
+        "",
+        "## The service: defences, detection and their cost",
+        "",
+        f"Defences (in order): `{first.get('defences', 'none')}`; output policy "
+        f"`{first['output']}`; detector: `{detect}`. Honest users asking about the evaluation "
+        "rows get:",
+        "",
+        markdown_table(honest),
+        "",
+        "*As answered*: through the same output policy and defences as the attacker; *top-1 "
+        "agreement* with the target's own undefended decisions; *ECE*: top-label expected "
+        "calibration error (15 bins) of the answered scores.",
+        "",
+        markdown_table(pd.DataFrame(rows)),
+    ]
+
+
 def render_summary(tables: RunTables) -> str:
     """Markdown text summarising a run's tables."""
     results = tables.results
@@ -496,7 +538,7 @@ def render_summary(tables: RunTables) -> str:
         "",
         "## Fidelity versus multiplicity",
         "",
-        _markdown(fidelity_table(results)),
+        markdown_table(fidelity_table(results)),
         "",
         "*Fidelity* is the reference surrogate's label agreement with the target on the evaluation "
         "rows. *Ambiguity* is the share of evaluation individuals for whom at least one member of "
@@ -504,13 +546,14 @@ def render_summary(tables: RunTables) -> str:
         "the target it splits into the surrogate's own *infidelity* plus the set's *excess*. "
         "*RC* is the Rashomon Capacity per individual, in [1, C].",
     ]
+    lines += _service_section(results)
     table = baseline_table(tables.baselines)
     if not table.empty:
         lines += [
             "",
             "## Baselines",
             "",
-            _markdown(table),
+            markdown_table(table),
             "",
             "*Explorer floor*: the same explorer, ε and criterion with no budget-limited stealing "
             "(applied to the target where the explorer can run on it, else to a surrogate trained "
@@ -524,7 +567,7 @@ def render_summary(tables: RunTables) -> str:
             "",
             f"## Multiplicity per true class (budget {budget}, ε = {epsilon:g})",
             "",
-            _markdown(per_class),
+            markdown_table(per_class),
             "",
             "Among the evaluation rows of each true class: the share on which some member "
             "decides differently from the target (*ambiguity*), and the mean Rashomon Capacity "
@@ -556,7 +599,7 @@ def render_summary(tables: RunTables) -> str:
             "",
             f"## Group fairness (budget {budget}, ε = {epsilon:g})",
             "",
-            _markdown(fairness_table(results, tables.baselines, budget=budget, epsilon=epsilon)),
+            markdown_table(fairness_table(results, tables.baselines, budget=budget, epsilon=epsilon)),
             "",
             "*Rate-matched range*: the set's range after re-thresholding every member to the "
             "target's positive rate (what is left is not a mere threshold shift). *Bootstrap "
@@ -569,7 +612,7 @@ def render_summary(tables: RunTables) -> str:
             "",
             f"## Bias probe: Equity Evaluation Corpus (budget {budget}, ε = {epsilon:g})",
             "",
-            _markdown(probe),
+            markdown_table(probe),
             "",
             "Every member scores the 8,640 EEC template sentences, which differ only in the "
             "person's gender or race. *Rate gap*: difference in the rate of the favourable "

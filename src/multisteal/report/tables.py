@@ -20,6 +20,7 @@ __all__ = [
     "fairness_table",
     "fidelity_table",
     "format_interval",
+    "markdown_table",
     "read_run",
     "seed_interval",
 ]
@@ -166,6 +167,20 @@ def _display(column: str) -> dict[str, float | int | None]:
     if column.startswith("rashomon_capacity_") and not column.endswith("frac_above"):
         return {"lower": 1.0, "upper": None, "digits": 3}
     return {"lower": 0.0, "upper": 1.0, "digits": 3}
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, (float, np.floating)):
+        return "n/a" if np.isnan(value) else f"{value:.3f}"
+    return str(value)
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """``frame`` as a Markdown table (floats with 3 decimals, NaN as ``n/a``)."""
+    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
 
 
 def aggregate(frame: pd.DataFrame, *, by: tuple[str, ...] = SET_KEYS) -> pd.DataFrame:

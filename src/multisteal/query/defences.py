@@ -1,0 +1,191 @@
+"""Answer-side defences of a prediction API, composable in a stated order.
+
+A defence (:class:`~multisteal.query.api.Defence`) receives the query inputs and the answer so
+far — the model's full probabilities, or what the defences before it left — and returns the
+answer to pass on. The API applies its defences in the order given, then its output policy.
+
+Registered defences (:data:`DEFENCES`, CLI ``--defence name:param=value``):
+
+* ``rounding`` (``decimals``) — round every revealed score;
+* ``top-k`` (``k``) — reveal only the ``k`` largest scores;
+* ``label-only`` — reveal only the decision;
+* ``gaussian-noise`` (``sigma``) — add Gaussian noise to the probabilities;
+* ``reverse-sigmoid`` (``beta``, ``gamma``) — Lee et al. 2019;
+* ``high-confidence`` (``cutoff``) — hide scores below a cutoff;
+* ``mad`` (``epsilon``, ``keep_argmax``) — MAD prediction poisoning, Orekondy et al. 2020.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from multisteal.errors import InvalidInputError
+from multisteal.models.zoo import Classifier
+from multisteal.params import convert_params, parse_named_params
+from multisteal.query.api import Defence
+from multisteal.query.outputs import Answer, LabelOnly, Rounded, TopK
+from multisteal.query.perturbations import MAD, GaussianNoise, HighConfidence, ReverseSigmoid
+
+__all__ = [
+    "DEFENCES",
+    "DefenceSpec",
+    "LabelOnlyDefence",
+    "RoundingDefence",
+    "TopKDefence",
+    "make_defence",
+    "make_defences",
+    "parse_defence",
+]
+
+UNKNOWN_DEFENCE = "Unknown defence {name!r}. Available defences: {available}."
+
+
+@dataclass(frozen=True)
+class RoundingDefence:
+    """Round every revealed score to ``decimals`` decimal places."""
+
+    decimals: int = 2
+    name: str = field(default="rounding", init=False)
+
+    def __post_init__(self) -> None:
+        Rounded(self.decimals)  # checks decimals
+
+    def __call__(self, inputs: Any, answer: Answer) -> Answer:
+        return Rounded(self.decimals).restrict(answer)
+
+    def mode_after(self, mode: str) -> str:
+        return "rounded" if mode == "probabilities" else mode
+
+
+@dataclass(frozen=True)
+class TopKDefence:
+    """Reveal only the ``k`` largest of the scores still revealed."""
+
+    k: int = 1
+    name: str = field(default="top-k", init=False)
+
+    def __post_init__(self) -> None:
+        TopK(self.k)  # checks k
+
+    def __call__(self, inputs: Any, answer: Answer) -> Answer:
+        return TopK(self.k).restrict(answer)
+
+    def mode_after(self, mode: str) -> str:
+        return "top-k" if mode in ("probabilities", "rounded") else mode
+
+
+@dataclass(frozen=True)
+class LabelOnlyDefence:
+    """Reveal only the decision."""
+
+    name: str = field(default="label-only", init=False)
+
+    def __call__(self, inputs: Any, answer: Answer) -> Answer:
+        return LabelOnly().restrict(answer)
+
+    def mode_after(self, mode: str) -> str:
+        return "label"
+
+
+@dataclass(frozen=True)
+class DefenceSpec:
+    """A registered defence: its parameters (name → type) and how to build it.
+
+    ``factory(params, seed=..., model=...)`` gets the typed parameters, a seed for the
+    defence's own random stream and the target model (MAD needs its encoder).
+    """
+
+    name: str
+    description: str
+    params: Mapping[str, type]
+    factory: Callable[..., Defence]
+
+    def mode_after(self, mode: str) -> str:
+        """The output mode this defence's answers have when they arrive in ``mode``."""
+        return self.factory({}, seed=0, model=None).mode_after(mode)
+
+    def convert(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``params`` checked against this defence's parameters and converted to their types."""
+        return convert_params(f"{self.name} defence", params, self.params)
+
+
+DEFENCES: Mapping[str, DefenceSpec] = {
+    "rounding": DefenceSpec(
+        "rounding",
+        "round every revealed score to `decimals` places",
+        {"decimals": int},
+        lambda params, seed, model: RoundingDefence(**params),
+    ),
+    "top-k": DefenceSpec(
+        "top-k",
+        "reveal only the k largest scores",
+        {"k": int},
+        lambda params, seed, model: TopKDefence(**params),
+    ),
+    "label-only": DefenceSpec(
+        "label-only",
+        "reveal only the decision",
+        {},
+        lambda params, seed, model: LabelOnlyDefence(),
+    ),
+    "gaussian-noise": DefenceSpec(
+        "gaussian-noise",
+        "add N(0, sigma^2) noise to the probabilities (clipped and renormalised)",
+        {"sigma": float},
+        lambda params, seed, model: GaussianNoise(**params, seed=seed),
+    ),
+    "reverse-sigmoid": DefenceSpec(
+        "reverse-sigmoid",
+        "reverse sigmoid perturbation (Lee et al. 2019), argmax kept",
+        {"beta": float, "gamma": float},
+        lambda params, seed, model: ReverseSigmoid(**params),
+    ),
+    "high-confidence": DefenceSpec(
+        "high-confidence",
+        "hide every score below `cutoff` (the decision's is always shown)",
+        {"cutoff": float},
+        lambda params, seed, model: HighConfidence(**params),
+    ),
+    "mad": DefenceSpec(
+        "mad",
+        "MAD prediction poisoning (Orekondy et al. 2020), L1 change at most epsilon",
+        {"epsilon": float, "keep_argmax": bool},
+        lambda params, seed, model: MAD(**params, seed=seed, model=model),
+    ),
+}
+
+
+def parse_defence(text: str) -> tuple[str, dict[str, str]]:
+    """``"reverse-sigmoid:beta=0.7,gamma=2"`` → ``("reverse-sigmoid", {"beta": "0.7", ...})``;
+    the name and parameters are checked against :data:`DEFENCES`."""
+    name, params = parse_named_params(text, what="defence", example="reverse-sigmoid:beta=0.7")
+    spec = DEFENCES.get(name)
+    if spec is None:
+        raise InvalidInputError(UNKNOWN_DEFENCE.format(name=name, available=", ".join(DEFENCES)))
+    spec.convert(params)
+    return name, params
+
+
+def make_defence(
+    name: str, params: Mapping[str, Any] | None = None, *, seed: int = 0, model: Classifier | None
+) -> Defence:
+    """The named defence with ``params`` (strings or values), for ``model``'s service."""
+    spec = DEFENCES.get(name)
+    if spec is None:
+        raise InvalidInputError(UNKNOWN_DEFENCE.format(name=name, available=", ".join(DEFENCES)))
+    return spec.factory(spec.convert(params or {}), seed=seed, model=model)
+
+
+def make_defences(
+    chain: Sequence[tuple[str, Mapping[str, Any]]], *, seed: int, model: Classifier
+) -> list[Defence]:
+    """Defences in the order given, each with its own seed stream derived from ``seed``."""
+    seeds = np.random.SeedSequence(seed).generate_state(max(len(chain), 1))
+    return [
+        make_defence(name, params, seed=int(seeds[i]), model=model)
+        for i, (name, params) in enumerate(chain)
+    ]
