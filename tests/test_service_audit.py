@@ -126,3 +126,26 @@ def test_config_round_trips_defences() -> None:
     assert again.defences == config.defences
     with pytest.raises(ValidationError):
         AuditConfig.model_validate({**config.model_dump(mode="json"), "defences": ["nope"]})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "budget"),
+    [
+        ({"target": "tree", "output": "leaf", "attack": "path-finding"}, 2000),
+        ({"target": "logistic", "attack": "equation-solving"}, 100),
+    ],
+)
+def test_attacks_that_solve_for_the_model_report_its_fidelity(overrides, budget) -> None:
+    # Path finding maps every leaf of the depth-5 tree and equation solving recovers the
+    # logistic weights: their own reconstructions agree with the target on every evaluation
+    # row, whatever the configured surrogate (an MLP on the transcript) reaches.
+    result = run_audit(load_config({**FAST, **overrides, "budgets": [budget]}))
+    row = result.results.query("reference == 'target'").iloc[0]
+    assert row["recovered_agreement"] == 1.0
+    assert row["queries_used"] < budget  # both stop once the model is determined
+    assert row["attack_stop"] == "finished"
+
+
+def test_other_attacks_have_no_reconstruction(rounded_run) -> None:
+    _, result = rounded_run
+    assert result.results["recovered_agreement"].isna().all()

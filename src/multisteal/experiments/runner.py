@@ -30,8 +30,9 @@ from multisteal.attacks import (
     AttackContext,
     AttackSetting,
     Transcript,
+    make_attack,
     query_in_batches,
-    run_registered,
+    run_attack,
 )
 from multisteal.data.inputs import TabularSpec, n_inputs
 from multisteal.errors import ConfigError, InvalidInputError
@@ -326,7 +327,9 @@ class _Audit:
             fit=self._attack_fit,
             surrogate_torch=bool(config.surrogate_family.torch),
         )
-        found, stop = run_registered(config.attack, context, **config.attack_params)
+        ATTACKS[config.attack].check(context.setting())
+        attack = make_attack(config.attack, **config.attack_params)
+        found, stop = run_attack(attack, context)
         self.logs.append(api.log.to_frame().assign(api="attacker", budget=budget))
         why = "a detector flagged the query stream" if detectors else "its budget was spent"
         if found is None:
@@ -347,6 +350,7 @@ class _Audit:
             "queries_used": api.ledger.used,
             "attack_stop": stop,
             "flagged_after": min(flagged) if flagged else float("nan"),
+            "recovered_agreement": self._recovered_agreement(attack, api, transcript),
         }
         train_part, holdout = transcript.holdout_split(config.holdout_fraction, rng=rng)
         say(f"budget {budget}: surrogate ({config.surrogate})")
@@ -376,6 +380,23 @@ class _Audit:
         self.members.append(members.assign(budget=budget))
         self.context.samples.update(arrays)
         self._timed(f"metrics[{budget}]", clock)
+
+    def _recovered_agreement(
+        self, attack: Any, api: LocalQueryAPI, transcript: Transcript
+    ) -> float:
+        """For attacks that reconstruct the model itself (``solve``: equation solving, path
+        finding), the reconstruction's label agreement with the target on the evaluation rows;
+        NaN for the others, or when the answers do not determine a model (e.g. equation solving
+        on a target that answers a probability of 0)."""
+        solve = getattr(attack, "solve", None)
+        if not callable(solve):
+            return float("nan")
+        try:
+            recovered = solve(api, transcript)
+        except InvalidInputError:
+            return float("nan")
+        decisions = np.asarray(recovered.predict(self.data.X_eval), dtype=np.int64)
+        return agreement(np.argmax(self.context.P_target, axis=1), decisions)
 
     def _service(
         self, budget: int, *, stream: int, detectors: tuple[Detector, ...] = ()
@@ -514,7 +535,9 @@ class _Audit:
         # then has the same resolution as the set it is compared with in the summary.
         rng = np.random.default_rng([config.stage_seed("baselines"), 2])
         order = rng.permutation(len(transcript))
-        n_hold = round(config.holdout_fraction * max(config.budgets))
+        # (Capped at the same share of the pool: attacks that do not query the pool may have
+        # budgets larger than it.)
+        n_hold = round(config.holdout_fraction * min(max(config.budgets), size))
         holdout = transcript.take(np.sort(order[:n_hold]))
         train_part = transcript.take(np.sort(order[n_hold:]))
         explorer_rng = np.random.default_rng([config.stage_seed("explorer"), 0])

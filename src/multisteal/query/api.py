@@ -79,8 +79,10 @@ def effective_output_mode(output: str, mode_after: Sequence[Callable[[str], str]
         mode = step(mode)
     if output == "probabilities":
         return mode
-    if mode == "label" or (output == "leaf" and mode != "probabilities"):
+    if mode == "label":
         return "label"
+    if output == "rounded" and mode != "probabilities":
+        return mode  # rounding keeps what earlier steps left (e.g. top-k)
     return output
 
 

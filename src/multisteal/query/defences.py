@@ -18,7 +18,7 @@ Registered defences (:data:`DEFENCES`, CLI ``--defence name:param=value``):
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -55,7 +55,8 @@ class RoundingDefence:
         Rounded(self.decimals)  # checks decimals
 
     def __call__(self, inputs: Any, answer: Answer) -> Answer:
-        return Rounded(self.decimals).restrict(answer)
+        # as a defence it rounds the scores and leaves the rest (a tree's leaf ids) as it was
+        return replace(Rounded(self.decimals).restrict(answer), leaves=answer.leaves)
 
     def mode_after(self, mode: str) -> str:
         return "rounded" if mode == "probabilities" else mode
@@ -72,7 +73,7 @@ class TopKDefence:
         TopK(self.k)  # checks k
 
     def __call__(self, inputs: Any, answer: Answer) -> Answer:
-        return TopK(self.k).restrict(answer)
+        return replace(TopK(self.k).restrict(answer), leaves=answer.leaves)
 
     def mode_after(self, mode: str) -> str:
         return "top-k" if mode in ("probabilities", "rounded") else mode

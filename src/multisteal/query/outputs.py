@@ -196,8 +196,8 @@ class LeafIds:
         return self.restrict(full_answer(probabilities))
 
     def restrict(self, answer: Answer) -> Answer:
-        if answer.scores is None and answer.leaves is None:
-            return answer  # already label-only (a label-only defence came first)
+        if answer.leaves is None:  # a defence before it hid them: only the decision is left
+            return LabelOnly().restrict(answer)
         return _replace(answer, scores=None, revealed=None, mode=self.name)
 
 

@@ -395,9 +395,9 @@ class MAD:
         alpha: NDArray[np.float64],
         scores: NDArray[np.float64],
     ) -> NDArray[np.float64]:
-        """Shrink α by bisection on rows whose argmax moved (the argmax-preserving set of α
-        is an interval containing 0: both ends of the segment lie in the convex region where
-        the original class wins)."""
+        """Shrink α by bisection on rows whose argmax moved. The answers whose argmax is the
+        original class form a convex set containing ``y``, so the α that keep it form an
+        interval ``[0, α_max]``: bisection finds its end (to 2⁻⁶⁰)."""
         original = np.argmax(y, axis=1)
         bad = np.flatnonzero(np.argmax(scores, axis=1) != original)
         if not bad.size:

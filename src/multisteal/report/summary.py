@@ -486,6 +486,10 @@ def _service_section(results: pd.DataFrame) -> list[str]:
             "stopped early": f"{int((part.groupby('seed')['attack_stop'].first() != 'finished').sum())}"
             f" of {part['seed'].nunique()} seeds",
         }
+        if "recovered_agreement" in part and part["recovered_agreement"].notna().any():
+            row["attack's own reconstruction: fidelity"] = _interval(
+                _by_seed(part, "recovered_agreement")
+            )
         if detect != "none":
             flagged = part.groupby("seed")["flagged_after"].first()
             row[f"{detect} flagged"] = f"{int(flagged.notna().sum())} of {len(flagged)} seeds"
@@ -493,6 +497,15 @@ def _service_section(results: pd.DataFrame) -> list[str]:
                 _count_interval(flagged.dropna()) if flagged.notna().any() else "never"
             )
         rows.append(row)
+    after = []
+    if any("attack's own reconstruction: fidelity" in row for row in rows):
+        after = [
+            "",
+            "*Attack's own reconstruction*: the model the attack solved for from its answers "
+            "(equation solving's weights, path finding's leaf boxes), scored like the "
+            "surrogate. The Rashomon set above is explored around the configured surrogate "
+            "trained on the same transcript.",
+        ]
     return [
         "",
         "## The service: defences, detection and their cost",
@@ -508,6 +521,7 @@ def _service_section(results: pd.DataFrame) -> list[str]:
         "calibration error (15 bins) of the answered scores.",
         "",
         markdown_table(pd.DataFrame(rows)),
+        *after,
     ]
 
 
@@ -599,7 +613,9 @@ def render_summary(tables: RunTables) -> str:
             "",
             f"## Group fairness (budget {budget}, ε = {epsilon:g})",
             "",
-            markdown_table(fairness_table(results, tables.baselines, budget=budget, epsilon=epsilon)),
+            markdown_table(
+                fairness_table(results, tables.baselines, budget=budget, epsilon=epsilon)
+            ),
             "",
             "*Rate-matched range*: the set's range after re-thresholding every member to the "
             "target's positive rate (what is left is not a mere threshold shift). *Bootstrap "
