@@ -39,6 +39,7 @@ class CountingModel:
     def __init__(self, model: Any) -> None:
         self.model = model
         self.rows = 0
+        self.leaf_rows = 0
 
     @property
     def classes_(self) -> Any:
@@ -49,6 +50,7 @@ class CountingModel:
         return self.model.predict_proba(X)
 
     def apply(self, X: Any) -> Any:
+        self.leaf_rows += len(X)
         return self.model.apply(X)
 
 
@@ -66,6 +68,9 @@ def problems() -> dict[str, dict[str, Any]]:
     y = ((records["age"] > 45) ^ (records["colour"] == "red")).to_numpy().astype(np.int64)
     tab_spec = TabularSpec.from_frame(records, categorical=["colour"], numerical=["age", "income"])
     tree = make_pipeline("tree", tab_spec, n_classes=2, random_state=0).fit(records, y)
+    pool = _records(400, rng)  # the attacker's own records, inside the published ranges
+    pool["age"] = pool["age"].clip(records["age"].min(), records["age"].max())
+    pool["income"] = pool["income"].clip(records["income"].min(), records["income"].max())
 
     images = rng.uniform(0, 1, size=(240, 6, 6))
     y_img = (images[:, :3].mean(axis=(1, 2)) > images[:, 3:].mean(axis=(1, 2))).astype(np.int64)
@@ -73,23 +78,31 @@ def problems() -> dict[str, dict[str, Any]]:
     cnn = make_pipeline("cnn", img_spec, n_classes=2, random_state=0, epochs=2).fit(images, y_img)
 
     words = np.array(["good", "great", "fine", "bad", "awful", "poor", "film", "plot", "cast"])
-    texts = np.array(
-        [" ".join(rng.choice(words, size=5)) for _ in range(300)], dtype=object
-    )
+    texts = np.array([" ".join(rng.choice(words, size=5)) for _ in range(300)], dtype=object)
     y_txt = np.array([sum(w in ("good", "great", "fine") for w in t.split()) >= 2 for t in texts])
     txt_spec = TextSpec()
     tfidf = make_pipeline("tfidf-logistic", txt_spec, n_classes=2, random_state=0).fit(
         texts, y_txt.astype(np.int64)
     )
     return {
-        "tabular": {"spec": tab_spec, "target": tree, "pool": _records(400, rng), "surrogate": "mlp"},
+        "tabular": {
+            "spec": tab_spec,
+            "target": tree,
+            "pool": pool,
+            "surrogate": "mlp",
+        },
         "image": {
             "spec": img_spec,
             "target": cnn,
             "pool": rng.uniform(0, 1, size=(200, 6, 6)),
             "surrogate": "cnn",
         },
-        "text": {"spec": txt_spec, "target": tfidf, "pool": texts[:200], "surrogate": "tfidf-logistic"},
+        "text": {
+            "spec": txt_spec,
+            "target": tfidf,
+            "pool": texts[:200],
+            "surrogate": "tfidf-logistic",
+        },
     }
 
 
@@ -143,6 +156,7 @@ def test_budget_api_only_and_determinism(name, mode, modality, problems) -> None
     assert len(transcript) == api.ledger.used == api.log.rows_answered
     assert set(api.log.to_frame()["status"]) == {"answered"}  # never refused: never over budget
     assert model.rows == api.ledger.used  # the target answered nothing outside the API
+    assert model.leaf_rows == (api.ledger.used if mode == "leaf" else 0)
     again = _run(name, mode, problem, seed=11)[2][0]
     assert inputs_digest(again.queries) == inputs_digest(transcript.queries)
     np.testing.assert_array_equal(again.answers.labels, transcript.answers.labels)
@@ -176,3 +190,25 @@ def test_registry_refuses_what_an_attack_cannot_take(name) -> None:
         no_pool = AttackSetting("tabular", spec.output_modes[0], 2, 100, pool_size=None)
         with pytest.raises(InvalidInputError, match="pool"):
             spec.check(no_pool)
+
+
+@pytest.mark.parametrize(("name", "mode", "modality"), CASES)
+def test_attacks_spend_what_is_left_not_the_original_budget(name, mode, modality, problems):
+    # Someone (an earlier session of the same key) already spent part of the budget: an attack
+    # that planned with the API's original budget would be refused by the ledger.
+    problem = problems[modality]
+    model = CountingModel(problem["target"])
+    api = LocalQueryAPI(model, output=mode, budget=BUDGET + 40, input_spec=problem["spec"])
+    api.ledger.charge(40)
+    context = AttackContext(
+        api,
+        np.random.default_rng(5),
+        pool=problem["pool"],
+        fit=_fit(problem),
+        surrogate_torch=problem["surrogate"] in ("mlp", "cnn"),
+        batch_size=32,
+    )
+    transcript, stop = run_registered(name, context, **QUICK.get(name, {}))
+    assert stop == "finished"
+    assert transcript is not None
+    assert 0 < len(transcript) == api.ledger.used - 40 <= BUDGET

@@ -3,6 +3,7 @@ composition with the rounding / top-k / label-only defences, and the defence reg
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -110,15 +111,17 @@ def test_gaussian_noise_has_mean_zero() -> None:
     assert 0.005 < change.std() < 0.01  # renormalising removes part of the noise
 
 
-def test_gaussian_noise_keeps_a_row_that_clips_to_zero() -> None:
+def test_gaussian_noise_never_answers_the_true_probabilities_of_a_row_that_clips_to_zero() -> None:
     p = np.array([[0.9, 0.1]])
     # a seed whose first draw pushes both entries below 0
     seed = next(
         s for s in range(1000) if (p + np.random.default_rng(s).normal(0, 5, p.shape) < 0).all()
     )
+    noisy = p + np.random.default_rng(seed).normal(0, 5, p.shape)
     answer = GaussianNoise(5.0, seed=seed)(None, full_answer(p))
-    np.testing.assert_array_equal(answer.scores, p)
-    assert answer.labels.tolist() == [0]
+    # the one-hot of the largest noisy entry: the exact probabilities would leak the model
+    np.testing.assert_array_equal(answer.scores, np.eye(2)[[int(np.argmax(noisy))]])
+    assert answer.labels.tolist() == [int(np.argmax(noisy))]
 
 
 def test_gaussian_noise_on_a_partly_revealed_row() -> None:
@@ -273,13 +276,19 @@ def test_mad_chooses_the_vertex_of_largest_angular_deviation(keep_argmax: bool) 
     assert W is not None
     for i in range(len(p)):
         c = int(np.argmax(p[i]))
-        if keep_argmax:
-            vertices = [(np.eye(4)[k] + np.eye(4)[c]) / 2 for k in range(4)]
+        if keep_argmax:  # uniform mixtures over every set of classes that holds c
+            others = [k for k in range(4) if k != c]
+            vertices = [
+                np.eye(4)[[c, *extra]].mean(axis=0)
+                for size in range(4)
+                for extra in itertools.combinations(others, size)
+            ]
+            assert len(vertices) == 8
         else:
             vertices = list(np.eye(4))
         scores = [_weight_space_objective(X[i], W, p[i], v) for v in vertices]
-        best = int(np.argmax(scores))
-        np.testing.assert_array_equal(chosen[i], vertices[best])
+        assert _weight_space_objective(X[i], W, p[i], chosen[i]) == pytest.approx(max(scores))
+        assert any(np.allclose(chosen[i], v) for v in vertices)
         # the class-space objective equals the weight-space one
         class_space = pt.angular_deviation(np.array([vertices]), p[i : i + 1], proxy[i : i + 1])
         np.testing.assert_allclose(class_space[0], scores, atol=1e-9)
@@ -494,3 +503,18 @@ def test_bad_defence_values_are_named(name, params, message) -> None:
     with pytest.raises(InvalidInputError) as info:
         make_defence(name, params, model=None)
     assert str(info.value) == message
+
+
+def test_two_streams_of_one_service_share_mads_proxy_but_not_their_noise() -> None:
+    X, p = _mad_case(6, n=30, c=3, d=4)
+    chain = [("gaussian-noise", {"sigma": 0.05}), ("mad", {"epsilon": 0.3})]
+    first = make_defences(chain, seed=1, model=None, service_seed=7)
+    second = make_defences(chain, seed=2, model=None, service_seed=7)
+    other_service = make_defences(chain, seed=1, model=None, service_seed=8)
+    for defences in (first, second, other_service):
+        defences[1](X, full_answer(p))  # draws the proxy
+    np.testing.assert_array_equal(first[1].weights_, second[1].weights_)
+    assert not np.allclose(first[1].weights_, other_service[1].weights_)
+    a = first[0](X, full_answer(p)).scores
+    b = second[0](X, full_answer(p)).scores
+    assert not np.allclose(a, b)

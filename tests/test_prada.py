@@ -28,19 +28,17 @@ from multisteal.query.detection import (
 
 # --------------------------------------------------------------------------- the algorithm
 
-STREAM = [  # (x, decision) and what happens
-    (0.0, 0),  # G_0 empty: joins
-    (10.0, 0),  # d = 10, D_G0 empty: joins
-    (4.0, 0),  # d = 4 <= T_0 = 10
-    (100.0, 1),  # G_1 empty: joins
-    (11.0, 0),  # d = 1
-    (30.0, 0),  # d = 20 > 10: joins; D_G0 = [10, 20], T_0 = 15 - 5 = 10
-    (21.0, 0),  # d = 9 <= 10
-    (-12.0, 0),  # d = 12 > 10: joins; D_G0 = [10, 20, 12], T_0 = 14 - 4.32 = 9.68
-    (105.0, 1),  # d = 5, D_G1 empty: joins
-    (90.0, 1),  # d = 10 > T_1 = 5: joins
-    (24.0, 0),  # d = 6 <= 9.68
-    (45.0, 0),  # d = 15 > 9.68: joins
+STREAM = [  # (x, decision) and what happens; T_c never decreases, D_{G_c} starts as [0]
+    (0.0, 0),  # G_0 empty: joins; D_G0 = [0], T_0 = 0; no distance
+    (10.0, 0),  # d = 10 > 0: joins; D_G0 = [0, 10]: mean 5, std 5, T_0 = max(0, 0) = 0
+    (10.0, 0),  # a repeat: d = 0 <= 0, stays out
+    (100.0, 1),  # G_1 empty: joins; no distance
+    (4.0, 0),  # d = 4 > 0: joins; D_G0 = [0, 10, 4]: T_0 = 4.667 - 4.110 = 0.557
+    (4.5, 0),  # d = 0.5 <= 0.557: stays out
+    (103.0, 1),  # d = 3 > 0: joins; D_G1 = [0, 3]: T_1 = 0
+    (30.0, 0),  # d = 20: joins; D_G0 = [0, 10, 4, 20]: T_0 = 8.5 - 7.533 = 0.967
+    (5.2, 0),  # d = 1.2 > 0.967: joins; mean - std = -0.30 < 0.967: T_0 stays 0.967
+    (6.0, 0),  # d = 0.8 <= 0.967: stays out (with T_0 recomputed it would have joined)
 ]
 
 
@@ -52,31 +50,42 @@ def test_growing_sets_by_hand() -> None:
     one_by_one = PRADA(delta=0.5, min_distances=3)
     for i in range(len(STREAM)):
         one_by_one.observe(X[i : i + 1], labels[i : i + 1])
-    D = [10.0, 4.0, 1.0, 20.0, 9.0, 12.0, 5.0, 10.0, 6.0, 15.0]
+    D = [10.0, 0.0, 4.0, 0.5, 3.0, 20.0, 1.2, 0.8]
     for det in (whole, one_by_one):
-        assert det.distances_ == D
+        np.testing.assert_allclose(det.distances_, D, rtol=1e-12)
         sets = det.growing_sets
-        assert sorted(sets[0].ravel()) == [-12.0, 0.0, 10.0, 30.0, 45.0]
-        assert sorted(sets[1].ravel()) == [90.0, 100.0, 105.0]
-        assert det.n_queries_ == 12
-        # W after every query from the one that brought |D| to 3 (query 5)
-        assert [q for q, _ in det.history_] == [5, 6, 7, 8, 9, 10, 11, 12]
-        expected = [stats.shapiro(D[:k]).statistic for k in (3, 4, 5, 6, 7, 8, 9, 10)]
+        assert sorted(sets[0].ravel()) == [0.0, 4.0, 5.2, 10.0, 30.0]
+        assert sorted(sets[1].ravel()) == [100.0, 103.0]
+        assert det.n_queries_ == 10
+        # W once |D| exceeds min_distances = 3: from query 6 (4 distances) on; no value lies
+        # beyond 3 standard deviations, so W is the plain Shapiro-Wilk statistic
+        assert [q for q, _ in det.history_] == [6, 7, 8, 9, 10]
+        expected = [stats.shapiro(D[:k]).statistic for k in (4, 5, 6, 7, 8)]
         np.testing.assert_allclose([w for _, w in det.history_], expected, rtol=1e-12)
         assert det.flagged_after is None
-    # W = 0.964, 0.9375, ...: with delta = 0.94 the fourth distance (query 6) flags the stream
-    flagging = PRADA(delta=0.94, min_distances=3)
+    ws = [float(w) for w in expected]
+    threshold = (sorted(ws)[0] + sorted(ws)[1]) / 2  # between the lowest two W values
+    flagging = PRADA(delta=threshold, min_distances=3)
     assert flagging.observe(X, labels) is True
-    assert flagging.flagged_after == 6
+    assert flagging.flagged_after == [6, 7, 8, 9, 10][int(np.argmin(ws))]
+
+
+def test_outliers_beyond_three_sigma_are_left_out_of_w() -> None:
+    rng = np.random.default_rng(3)
+    values = list(rng.normal(5.0, 1.0, size=200))
+    with_outlier = [*values, 60.0]
+    assert dt._shapiro_w(with_outlier) == pytest.approx(stats.shapiro(values).statistic)
+    assert stats.shapiro(with_outlier).statistic < 0.5  # what keeping it would have given
 
 
 class _SlowPRADA:
-    """PRADA as the paper writes it: loops, lists, nothing cached."""
+    """PRADA as the paper and its authors' code write it: loops, lists, nothing cached."""
 
     def __init__(self, delta: float, min_distances: int) -> None:
         self.delta, self.min_distances = delta, min_distances
         self.G: dict[int, list[np.ndarray]] = {}
         self.DG: dict[int, list[float]] = {}
+        self.T: dict[int, float] = {}
         self.D: list[float] = []
         self.W: list[float] = []
         self.flagged_after: int | None = None
@@ -84,18 +93,22 @@ class _SlowPRADA:
 
     def observe(self, x: np.ndarray, c: int) -> None:
         self.n += 1
-        G, DG = self.G.setdefault(c, []), self.DG.setdefault(c, [])
-        if not G:
-            G.append(x)
+        if c not in self.G:
+            self.G[c], self.DG[c], self.T[c] = [x], [0.0], 0.0
         else:
+            G, DG = self.G[c], self.DG[c]
             d = min(math.sqrt(sum((a - b) ** 2 for a, b in zip(x, g, strict=True))) for g in G)
             self.D.append(d)
-            if not DG or d > np.mean(DG) - np.std(DG):
+            if d > self.T[c]:
                 G.append(x)
                 DG.append(d)
-        if len(self.D) >= self.min_distances:
-            self.W.append(float(stats.shapiro(self.D[-5000:]).statistic))
-            if self.W[-1] < self.delta and self.flagged_after is None:
+                self.T[c] = max(self.T[c], float(np.mean(DG) - np.std(DG)))
+        if len(self.D) > self.min_distances:
+            window = np.array(self.D[-5000:])
+            kept = window[np.abs(window - window.mean()) <= 3 * window.std()]
+            w = 0.0 if np.ptp(kept) == 0 else float(stats.shapiro(kept).statistic)
+            self.W.append(w)
+            if w < self.delta and self.flagged_after is None:
                 self.flagged_after = self.n
 
 
@@ -119,15 +132,14 @@ def test_the_vectorised_detector_matches_a_slow_loop() -> None:
 
 
 def test_equal_distances_have_w_zero() -> None:
-    # a seed, then queries on the unit circle around it, each more than 1 away from the first
-    # (the only one that joins G): every distance is 1, the most regular stream there is
-    angles = np.concatenate([[0.0], np.linspace(2.2, 4.0, 30)])
-    X = np.vstack([[0.0, 0.0], np.column_stack([np.cos(angles), np.sin(angles)])])
+    # a seed at the origin, then unit vectors: each is 1 from the origin and sqrt(2) from the
+    # others, so every minimum distance is 1 — the most regular stream there is
+    X = np.vstack([np.zeros(40), np.eye(40)])
     det = PRADA(min_distances=10)
     assert det.observe(X, np.zeros(len(X), dtype=np.int64)) is True
     np.testing.assert_allclose(det.distances_, 1.0, rtol=1e-15)
-    assert len(det.growing_sets[0]) == 2
-    assert det.flagged_after == 11
+    assert len(det.growing_sets[0]) == 41  # 1 > T_0 every time (D_G0 holds the initial 0)
+    assert det.flagged_after == 12  # the seed, then the 11th distance exceeds min_distances
     assert det.last_w == 0.0
 
 
@@ -156,20 +168,21 @@ def test_natural_adult_records_are_not_flagged(adult) -> None:
     spec, target, pool = adult
     detector = make_detector("prada", {}, model=target)
     api = LocalQueryAPI(target, budget=None, input_spec=spec, detectors=[detector])
-    rng = np.random.default_rng(0)
-    stream = pool.iloc[rng.choice(len(pool), 1500, replace=False)].reset_index(drop=True)
-    for start in range(0, 1500, 100):
-        api.query(stream.iloc[start : start + 100].reset_index(drop=True))
-    assert isinstance(detector, PRADA)
-    assert detector.n_queries_ == 1500 == api.ledger.used
-    assert detector.flagged_after is None
-    w = np.array([w for _, w in detector.history_])
-    # measured: W = 0.59 at the first test (query 202, 200 distances) — its lowest — then
-    # 0.79 after 500 queries, 0.85 after 1,000 and 0.86 after 1,500
-    assert detector.history_[0][0] == DEFAULT_MIN_DISTANCES + 2  # one query per class: no d
-    assert w.min() > DEFAULT_DELTA + 0.05
-    assert w[-1] > 0.85
-    assert not any(r.flagged for r in api.log.records)
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        stream = pool.iloc[rng.choice(len(pool), 1500, replace=False)].reset_index(drop=True)
+        detector = make_detector("prada", {}, model=target)
+        api = LocalQueryAPI(target, budget=None, input_spec=spec, detectors=[detector])
+        for start in range(0, 1500, 100):
+            api.query(stream.iloc[start : start + 100].reset_index(drop=True))
+        assert isinstance(detector, PRADA)
+        assert detector.n_queries_ == 1500 == api.ledger.used
+        assert detector.flagged_after is None
+        w = np.array([w for _, w in detector.history_])
+        # measured (seeds 0-4 of 1,500 pool records, logistic or MLP target): the lowest W
+        # was 0.946, the last 0.98; delta = 0.9
+        assert w.min() > DEFAULT_DELTA + 0.02
+        assert not any(r.flagged for r in api.log.records)
 
 
 def _attack_stream(pool_encoded: np.ndarray, seed: int, n: int) -> np.ndarray:
@@ -182,46 +195,116 @@ def _attack_stream(pool_encoded: np.ndarray, seed: int, n: int) -> np.ndarray:
     return np.vstack(points)[:n]
 
 
-def test_a_jacobian_style_stream_is_flagged_and_then_refused(adult) -> None:
+def test_a_jacobian_style_stream_is_refused_from_the_batch_that_flags_it(adult) -> None:
     _, target, pool = adult
     encoded = target.encode(pool.iloc[:5000]).astype(np.float64)
     stream = _attack_stream(encoded, seed=0, n=600)
     classifier = target.model_  # the target's classifier on encoded vectors
     detector = PRADA()  # encode=None: the queries are already the defender's encoding
     api = LocalQueryAPI(classifier, budget=None, detectors=[detector], refuse_when_flagged=True)
-    answered = 0
-    while detector.flagged_after is None:
-        api.query(stream[answered : answered + 50])
-        answered += 50
-    with pytest.raises(QueryRefusedError) as info:
-        api.query(stream[answered : answered + 50])
-    # measured: W = 0.34 at the first test (200 distances); flagged right there
+    sent = 0
+    refusal: QueryRefusedError | None = None
+    while refusal is None:
+        try:
+            api.query(stream[sent : sent + 50])
+            sent += 50
+        except QueryRefusedError as exc:  # noqa: PERF203 (the loop ends here)
+            refusal = exc
     assert detector.flagged_after is not None
-    assert DEFAULT_MIN_DISTANCES < detector.flagged_after <= DEFAULT_MIN_DISTANCES + 3
-    assert detector.history_[0][1] < 0.4
-    assert str(info.value) == FLAGGED.format(detector="prada", after=detector.flagged_after)
-    # the flagged batch was answered, the next one refused and not charged
-    assert answered == 250 == api.ledger.used == api.log.rows_answered
+    assert sent < detector.flagged_after <= sent + 50  # it flagged inside the refused batch
+    assert str(refusal) == FLAGGED.format(detector="prada", after=detector.flagged_after)
+    # the batch that made it flag was not answered, nor charged: no flagged row got out
+    assert api.ledger.used == api.log.rows_answered == sent
     records = api.log.records
     assert records[-1].status == "refused-flagged"
-    assert records[-1].used_after == 250
-    assert [r.flagged for r in records[:-1]] == [False, False, False, False, True]
-    assert len(api.log.answered_inputs()) == 5
+    assert records[-1].used_after == sent
+    assert not any(r.flagged for r in records[:-1])
+    assert len(api.log.answered_inputs()) == sent // 50
     with pytest.raises(QueryRefusedError):
         api.query(stream[:1])
-    assert api.ledger.used == 250
+    assert api.ledger.used == sent
+
+
+def test_one_batch_holding_the_whole_stream_is_refused_whole(adult) -> None:
+    _, target, pool = adult
+    encoded = target.encode(pool.iloc[:5000]).astype(np.float64)
+    stream = _attack_stream(encoded, seed=0, n=600)
+    api = LocalQueryAPI(target.model_, budget=600, detectors=[PRADA()], refuse_when_flagged=True)
+    with pytest.raises(QueryRefusedError):
+        api.query(stream)
+    assert api.ledger.used == 0
 
 
 def test_without_refusing_the_flag_is_only_recorded(adult) -> None:
     _, target, pool = adult
     encoded = target.encode(pool.iloc[:5000]).astype(np.float64)
     stream = _attack_stream(encoded, seed=1, n=400)
-    api = LocalQueryAPI(target.model_, budget=None, detectors=[PRADA()])
+    detector = PRADA()
+    api = LocalQueryAPI(target.model_, budget=None, detectors=[detector])
     for start in range(0, 400, 100):
         api.query(stream[start : start + 100])
     assert api.ledger.used == 400
-    assert [r.flagged for r in api.log.records] == [False, False, True, True]
+    assert detector.flagged_after is not None
+    flagged_batch = (detector.flagged_after - 1) // 100
+    assert [r.flagged for r in api.log.records] == [i >= flagged_batch for i in range(4)]
     assert all(r.status == "answered" for r in api.log.records)
+
+
+# --------------------------------------------------------------------------- the real attack
+
+
+@pytest.fixture(scope="module")
+def pneumonia():
+    import torch
+
+    torch.manual_seed(0)
+    ds = load_dataset("pneumoniamnist")
+    spec = input_spec_of(ds)
+    order = np.random.default_rng(0).permutation(ds.parts["train"])
+    half = len(order) // 2
+    target = make_pipeline("cnn", spec, n_classes=2, random_state=0, epochs=3).fit(
+        ds.images[order[:half]], ds.y[order[:half]]
+    )
+    return spec, target, ds.images[order[half:]]
+
+
+def test_prada_flags_the_jacobian_attacker_but_not_natural_images(pneumonia) -> None:
+    # PneumoniaMNIST (the PRADA paper's setting: images), delta = 0.9. Measured on seeds 0-2:
+    # natural pool streams of 1,000 images have W >= 0.93 throughout; the Jacobian attacker
+    # (Papernot et al.: 10 seeds per class, lambda = 0.1, tau = 3) falls to W = 0.56-0.73.
+    from multisteal.attacks import AttackContext, make_attack, run_attack
+    from multisteal.surrogates import fit_surrogate
+
+    spec, target, pool = pneumonia
+
+    def fit(transcript, seed):
+        return fit_surrogate(
+            transcript, architecture="cnn", input_spec=spec, random_state=seed, epochs=2
+        )
+
+    outcomes = {}
+    for name in ("pool", "jacobian"):
+        detector = make_detector("prada", {}, model=target)
+        api = LocalQueryAPI(
+            target,
+            output="label",
+            budget=800,
+            input_spec=spec,
+            detectors=[detector],
+            refuse_when_flagged=True,
+        )
+        context = AttackContext(api, np.random.default_rng(0), pool=pool, fit=fit)
+        attack = make_attack(name, **({"max_rounds": 5} if name == "jacobian" else {}))
+        transcript, stop = run_attack(attack, context)
+        outcomes[name] = (detector.flagged_after, stop, api.ledger.used, transcript)
+    flagged, stop, used, _ = outcomes["pool"]
+    assert (flagged, stop, used) == (None, "finished", 800)
+    flagged, stop, used, transcript = outcomes["jacobian"]
+    assert flagged is not None
+    assert stop == "refused"
+    assert transcript is not None
+    assert len(transcript) == used < 800  # it kept what it got before the flag
+    assert used < flagged
 
 
 # --------------------------------------------------------------------------- registry

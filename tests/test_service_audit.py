@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from multisteal.errors import ConfigError
+from multisteal.errors import ConfigError, InvalidInputError
 from multisteal.experiments import load_config, prepare_data, run_audit
 from multisteal.experiments.config import AuditConfig
 from multisteal.metrics import expected_calibration_error
@@ -149,3 +149,43 @@ def test_attacks_that_solve_for_the_model_report_its_fidelity(overrides, budget)
 def test_other_attacks_have_no_reconstruction(rounded_run) -> None:
     _, result = rounded_run
     assert result.results["recovered_agreement"].isna().all()
+
+
+def test_a_detector_that_refuses_stops_the_attack_and_keeps_what_it_got() -> None:
+    config = load_config(
+        {
+            **FAST,
+            "budgets": [300],
+            "detect": "prada",
+            "detect_params": {"delta": 0.99, "min_distances": 20},
+            "detect_refuse": True,
+            "query_batch_size": 10,
+        }
+    )
+    result = run_audit(config)
+    row = result.results.query("reference == 'target'").iloc[0]
+    assert row["attack_stop"] == "refused"
+    assert row["detect"] == "prada"
+    # the batch of 10 that made PRADA flag was refused whole: every answered row came before
+    assert 20 < row["flagged_after"] < 300
+    log = result.query_log.query("api == 'attacker'")
+    assert log["status"].tolist()[-1] == "refused-flagged"
+    assert row["queries_used"] == int(log.query("status == 'answered'")["rows"].sum())
+    assert row["queries_used"] < row["flagged_after"]
+    index = result.samples.get("seed0/b300/query_index")
+    assert index is not None
+    assert len(index) == row["queries_used"]
+
+
+def test_a_stream_refused_at_its_first_batch_is_a_clear_error() -> None:
+    config = load_config(
+        {
+            **FAST,
+            "budgets": [300],
+            "detect": "prada",
+            "detect_params": {"delta": 0.99, "min_distances": 20},
+            "detect_refuse": True,
+        }
+    )
+    with pytest.raises(InvalidInputError, match="refused its first batch"):
+        run_audit(config)

@@ -302,6 +302,13 @@ def audit(
             rich_help_panel=ATTACK,
         ),
     ] = None,
+    query_batch: Annotated[
+        int,
+        typer.Option(
+            help="The largest batch of inputs an attack sends in one request.",
+            rich_help_panel=ATTACK,
+        ),
+    ] = 256,
     attack_param: Annotated[
         list[str] | None,
         typer.Option(
@@ -508,6 +515,7 @@ def audit(
                 **_key_values("--attack-param", attack_param),
                 **({"strategy": strategy} if strategy is not None else {}),
             },
+            "query_batch_size": query_batch,
             "defences": list(defence or []),
             "detect": detect,
             "detect_params": _key_values("--detect-param", detect_param),

@@ -19,7 +19,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from multisteal.data.inputs import InputSpec, concat_inputs, n_inputs, take_inputs
-from multisteal.errors import BudgetExceededError, InvalidInputError, QueryRefusedError
+from multisteal.errors import InvalidInputError, QueryRefusedError
 from multisteal.models.zoo import Classifier
 from multisteal.query.api import QueryAPI
 from multisteal.query.outputs import Answer
@@ -143,7 +143,9 @@ class AttackContext:
     fit: Fit | None = None
     surrogate_torch: bool | None = None
     batch_size: int = 256
-    answered: list[tuple[Any, Answer]] = field(default_factory=list, init=False, repr=False)
+    answered: list[tuple[Any, Answer, NDArray[np.int64] | None]] = field(
+        default_factory=list, init=False, repr=False
+    )
 
     @property
     def input_spec(self) -> InputSpec | None:
@@ -193,7 +195,10 @@ class AttackContext:
         for start in range(0, n, self.batch_size):
             part = take_inputs(X, np.arange(start, min(start + self.batch_size, n)))
             answer = self.api.query(part)
-            self.answered.append((part, answer))
+            source = None
+            if source_index is not None:
+                source = source_index[start : start + self.batch_size]
+            self.answered.append((part, answer, source))
             answers.append(answer)
             parts.append(part)
         return Transcript(
@@ -206,10 +211,15 @@ class AttackContext:
         """Everything answered so far through :meth:`query`, in order (``None``: nothing)."""
         if not self.answered:
             return None
-        parts = [part for part, _ in self.answered]
+        parts = [part for part, _, _ in self.answered]
+        sources = [source for _, _, source in self.answered]
+        known = all(source is not None for source in sources)
         return Transcript(
             concat_inputs(parts) if len(parts) > 1 else parts[0],
-            concat_answers([answer for _, answer in self.answered]),
+            concat_answers([answer for _, answer, _ in self.answered]),
+            np.concatenate([s for s in sources if s is not None]).astype(np.int64)
+            if known
+            else None,
         )
 
 
@@ -225,11 +235,13 @@ class Attack(Protocol):
 
 def run_attack(attack: Attack, context: AttackContext) -> tuple[Transcript | None, str]:
     """Run ``attack``; returns ``(transcript, stop)``. ``stop`` is ``"finished"``, or
-    ``"refused"`` when the API stopped answering (a detector flagged the stream, or its budget
-    was spent by someone else): the transcript is then everything answered before."""
+    ``"refused"`` when the API stopped answering (a detector flagged the stream): the
+    transcript is then everything answered before, with the pool positions of what came from
+    the pool. (An attack that asks for more than its budget is a bug, and its error is raised.)
+    """
     try:
         return attack.run(context), "finished"
-    except (QueryRefusedError, BudgetExceededError):
+    except QueryRefusedError:
         return context.transcript(), "refused"
 
 

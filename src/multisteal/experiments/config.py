@@ -294,6 +294,9 @@ class AuditConfig(_Strict):
 
     attack: str = "pool"
     attack_params: dict[str, Any] = Field(default_factory=dict)
+    # The largest batch an attack sends in one request (a detector refusing the stream refuses
+    # the whole batch that made it flag).
+    query_batch_size: int = Field(256, ge=1)
     budgets: list[int] = Field(default_factory=lambda: list(DEFAULT_BUDGETS))
     output: Literal["probabilities", "top-k", "label", "rounded", "leaf"] = "probabilities"
     top_k: int = Field(1, ge=1)

@@ -81,8 +81,8 @@ NO_ANSWERS = (
     "({why}). Nothing can be stolen from no answers."
 )
 TOO_FEW_ANSWERS = (
-    "The {attack} attack got {n} answers at budget {budget} before the service stopped "
-    "answering ({why}); the surrogate needs at least 2 to train on after the hold-out slice."
+    "The {attack} attack got {n} answers at budget {budget} ({why}); the surrogate needs at "
+    "least 2 to train on after the hold-out slice."
 )
 FLOOR = "explorer_floor"
 OWNER = "target_retrain"
@@ -326,12 +326,17 @@ class _Audit:
             pool=data.X_pool,
             fit=self._attack_fit,
             surrogate_torch=bool(config.surrogate_family.torch),
+            batch_size=config.query_batch_size,
         )
         ATTACKS[config.attack].check(context.setting())
         attack = make_attack(config.attack, **config.attack_params)
         found, stop = run_attack(attack, context)
         self.logs.append(api.log.to_frame().assign(api="attacker", budget=budget))
-        why = "a detector flagged the query stream" if detectors else "its budget was spent"
+        why = (
+            "its detector flagged the query stream"
+            if stop == "refused"
+            else "the attack stopped there"
+        )
         if found is None:
             raise InvalidInputError(NO_ANSWERS.format(attack=config.attack, budget=budget, why=why))
         transcript = found
@@ -401,8 +406,10 @@ class _Audit:
     def _service(
         self, budget: int, *, stream: int, detectors: tuple[Detector, ...] = ()
     ) -> LocalQueryAPI:
-        """The target as the configured service answers: output mode, defences (their noise
-        drawn from the ``defence`` seed stream, one per ``stream``) and detectors."""
+        """The target as the configured service answers: output mode, defences and detectors.
+        Every stream (each budget's attacker, the honest users) gets the same service — MAD's
+        proxy drawn once from the ``defence`` seed — and noise of its own (one child of that
+        seed per ``stream``)."""
         config = self.config
         seed = np.random.SeedSequence([config.stage_seed("defence"), stream])
         return LocalQueryAPI(
@@ -413,7 +420,10 @@ class _Audit:
             decimals=config.decimals,
             input_spec=self.data.input_spec,
             defences=make_defences(
-                config.defence_chain, seed=int(seed.generate_state(1)[0]), model=self.target
+                config.defence_chain,
+                seed=int(seed.generate_state(1)[0]),
+                model=self.target,
+                service_seed=config.stage_seed("defence"),
             ),
             detectors=detectors,
             refuse_when_flagged=config.detect_refuse,

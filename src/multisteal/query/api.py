@@ -31,8 +31,8 @@ NO_LEAVES = (
     "has no leaves: it is for decision-tree targets (--target tree)."
 )
 FLAGGED = (
-    "The service stopped answering: its {detector} detector flagged this query stream after "
-    "{after} answered rows, and it refuses further queries once flagged."
+    "The service stopped answering: its {detector} detector flagged this query stream at the "
+    "{after}th input it received, and it refuses every query once flagged."
 )
 
 
@@ -55,11 +55,11 @@ class Defence(Protocol):
 
 @runtime_checkable
 class Detector(Protocol):
-    """A detector watching the stream of answered queries (e.g. PRADA).
+    """A detector watching the stream of queries a service receives (e.g. PRADA).
 
-    ``observe`` sees every answered batch (inputs and the model's own decisions) and returns
-    whether the stream is flagged; ``flagged_after`` is the number of answered rows at which it
-    was first flagged (``None``: not flagged).
+    ``observe`` sees every batch that fits the budget, before it is answered (inputs and the
+    model's own decisions), and returns whether the stream is flagged; ``flagged_after`` is the
+    number of inputs observed when it was first flagged (``None``: not flagged).
     """
 
     @property
@@ -132,7 +132,7 @@ class LocalQueryAPI:
     budget : the number of rows this API will answer in total (``None``: unlimited).
     defences : answer-side defences (:class:`Defence`), applied in order to the full answer
         before the output policy restricts it.
-    detectors : detectors watching the answered stream (:class:`Detector`).
+    detectors : detectors watching the stream of received queries (:class:`Detector`).
     refuse_when_flagged : once a detector has flagged the stream, refuse every further batch
         (:class:`~multisteal.errors.QueryRefusedError`); otherwise only record the flag.
     k, decimals : parameters of the ``top-k`` and ``rounded`` policies.
@@ -225,39 +225,47 @@ class LocalQueryAPI:
 
     def query(self, X: Any) -> Answer:
         """Answer a batch of inputs; raises BudgetExceededError (answering nothing) if it does
-        not fit, InvalidInputError (naming the problem) if the inputs are not what it takes."""
+        not fit, InvalidInputError (naming the problem) if the inputs are not what it takes,
+        and — with ``refuse_when_flagged`` — QueryRefusedError (answering nothing) once a
+        detector has flagged the stream, including when this very batch makes it flag: the
+        detectors see a batch before it is answered, so a flagged stream gets no further row.
+        """
         arr = self._check(X)
         rows = n_inputs(arr)
         started = time.time()
         clock = time.perf_counter()
         digest = batch_digest(arr)
         batch = len(self._log)
-        flagged = [d for d in self._detectors if d.flagged_after is not None]
-        if self._refuse and flagged:
+
+        def refuse(status: str) -> None:
             self._log.append(
-                QueryRecord(batch, rows, digest, started, 0.0, "refused-flagged", self._ledger.used)
+                QueryRecord(batch, rows, digest, started, 0.0, status, self._ledger.used)
             )
-            first = flagged[0]
-            raise QueryRefusedError(FLAGGED.format(detector=first.name, after=first.flagged_after))
+
+        if self._refuse and self._flagged() is not None:
+            refuse("refused-flagged")
+            self._raise_flagged()
         try:
-            self._ledger.charge(rows)
+            self._ledger.check(rows)
         except BudgetExceededError:
-            self._log.append(
-                QueryRecord(batch, rows, digest, started, 0.0, "refused", self._ledger.used)
-            )
+            refuse("refused")
             raise
         probabilities = np.asarray(self._model.predict_proba(arr), dtype=np.float64)
+        decisions = np.argmax(probabilities, axis=1).astype(np.int64)
+        for detector in self._detectors:
+            detector.observe(arr, decisions)
+        now_flagged = self._flagged() is not None
+        if self._refuse and now_flagged:
+            refuse("refused-flagged")
+            self._raise_flagged()
+        self._ledger.charge(rows)
         leaves = None
         if self._policy.name == "leaf":
             leaves = np.asarray(self._model.apply(arr), dtype=np.int64)  # type: ignore[attr-defined]
         answer = full_answer(probabilities, leaves)
-        decisions = answer.labels
         for defence in self._defences:
             answer = defence(arr, answer)
         answer = self._policy.restrict(answer)
-        now_flagged = False
-        for detector in self._detectors:
-            now_flagged = detector.observe(arr, decisions) or now_flagged
         self._log.append(
             QueryRecord(
                 batch,
@@ -273,3 +281,11 @@ class LocalQueryAPI:
             labels=decisions,
         )
         return answer
+
+    def _flagged(self) -> Detector | None:
+        return next((d for d in self._detectors if d.flagged_after is not None), None)
+
+    def _raise_flagged(self) -> None:
+        first = self._flagged()
+        assert first is not None
+        raise QueryRefusedError(FLAGGED.format(detector=first.name, after=first.flagged_after))

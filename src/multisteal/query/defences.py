@@ -96,8 +96,10 @@ class LabelOnlyDefence:
 class DefenceSpec:
     """A registered defence: its parameters (name → type) and how to build it.
 
-    ``factory(params, seed=..., model=...)`` gets the typed parameters, a seed for the
-    defence's own random stream and the target model (MAD needs its encoder).
+    ``factory(params, seed, model, service_seed)`` gets the typed parameters, a seed for the
+    defence's random stream (noise: a fresh draw per answer stream), the target model (MAD
+    needs its encoder) and the seed of the deployed service itself (what every client of the
+    service shares, such as MAD's proxy model).
     """
 
     name: str
@@ -107,11 +109,15 @@ class DefenceSpec:
 
     def mode_after(self, mode: str) -> str:
         """The output mode this defence's answers have when they arrive in ``mode``."""
-        return self.factory({}, seed=0, model=None).mode_after(mode)
+        return self.factory({}, 0, None, 0).mode_after(mode)
 
     def convert(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        """``params`` checked against this defence's parameters and converted to their types."""
-        return convert_params(f"{self.name} defence", params, self.params)
+        """``params`` checked against this defence's parameters, converted to their types and
+        their values checked (by building the defence once: a bad value fails here, at
+        configuration time, not after the target is trained)."""
+        converted = convert_params(f"{self.name} defence", params, self.params)
+        self.factory(converted, 0, None, 0)
+        return converted
 
 
 DEFENCES: Mapping[str, DefenceSpec] = {
@@ -119,43 +125,43 @@ DEFENCES: Mapping[str, DefenceSpec] = {
         "rounding",
         "round every revealed score to `decimals` places",
         {"decimals": int},
-        lambda params, seed, model: RoundingDefence(**params),
+        lambda params, seed, model, service_seed: RoundingDefence(**params),
     ),
     "top-k": DefenceSpec(
         "top-k",
         "reveal only the k largest scores",
         {"k": int},
-        lambda params, seed, model: TopKDefence(**params),
+        lambda params, seed, model, service_seed: TopKDefence(**params),
     ),
     "label-only": DefenceSpec(
         "label-only",
         "reveal only the decision",
         {},
-        lambda params, seed, model: LabelOnlyDefence(),
+        lambda params, seed, model, service_seed: LabelOnlyDefence(),
     ),
     "gaussian-noise": DefenceSpec(
         "gaussian-noise",
         "add N(0, sigma^2) noise to the probabilities (clipped and renormalised)",
         {"sigma": float},
-        lambda params, seed, model: GaussianNoise(**params, seed=seed),
+        lambda params, seed, model, service_seed: GaussianNoise(**params, seed=seed),
     ),
     "reverse-sigmoid": DefenceSpec(
         "reverse-sigmoid",
         "reverse sigmoid perturbation (Lee et al. 2019), argmax kept",
         {"beta": float, "gamma": float},
-        lambda params, seed, model: ReverseSigmoid(**params),
+        lambda params, seed, model, service_seed: ReverseSigmoid(**params),
     ),
     "high-confidence": DefenceSpec(
         "high-confidence",
         "hide every score below `cutoff` (the decision's is always shown)",
         {"cutoff": float},
-        lambda params, seed, model: HighConfidence(**params),
+        lambda params, seed, model, service_seed: HighConfidence(**params),
     ),
     "mad": DefenceSpec(
         "mad",
         "MAD prediction poisoning (Orekondy et al. 2020), L1 change at most epsilon",
         {"epsilon": float, "keep_argmax": bool},
-        lambda params, seed, model: MAD(**params, seed=seed, model=model),
+        lambda params, seed, model, service_seed: MAD(**params, seed=service_seed, model=model),
     ),
 }
 
@@ -172,21 +178,43 @@ def parse_defence(text: str) -> tuple[str, dict[str, str]]:
 
 
 def make_defence(
-    name: str, params: Mapping[str, Any] | None = None, *, seed: int = 0, model: Classifier | None
+    name: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    seed: int = 0,
+    model: Classifier | None,
+    service_seed: int | None = None,
 ) -> Defence:
-    """The named defence with ``params`` (strings or values), for ``model``'s service."""
+    """The named defence with ``params`` (strings or values), for ``model``'s service.
+
+    ``seed`` seeds the defence's random stream; ``service_seed`` (default ``seed``) what the
+    deployed service fixes once for all its clients (MAD's proxy model)."""
     spec = DEFENCES.get(name)
     if spec is None:
         raise InvalidInputError(UNKNOWN_DEFENCE.format(name=name, available=", ".join(DEFENCES)))
-    return spec.factory(spec.convert(params or {}), seed=seed, model=model)
+    return spec.factory(
+        spec.convert(params or {}),
+        seed,
+        model,
+        seed if service_seed is None else service_seed,
+    )
 
 
 def make_defences(
-    chain: Sequence[tuple[str, Mapping[str, Any]]], *, seed: int, model: Classifier
+    chain: Sequence[tuple[str, Mapping[str, Any]]],
+    *,
+    seed: int,
+    model: Classifier,
+    service_seed: int | None = None,
 ) -> list[Defence]:
-    """Defences in the order given, each with its own seed stream derived from ``seed``."""
+    """Defences in the order given. Each draws its random stream from ``seed`` (one child per
+    position) and what the service shares from ``service_seed`` (default ``seed``; one child per
+    position): two answer streams of one service (two budgets, the attacker and honest users)
+    share MAD's proxy but not their noise."""
+    service = seed if service_seed is None else service_seed
     seeds = np.random.SeedSequence(seed).generate_state(max(len(chain), 1))
+    shared = np.random.SeedSequence(service).generate_state(max(len(chain), 1))
     return [
-        make_defence(name, params, seed=int(seeds[i]), model=model)
+        make_defence(name, params, seed=int(seeds[i]), model=model, service_seed=int(shared[i]))
         for i, (name, params) in enumerate(chain)
     ]

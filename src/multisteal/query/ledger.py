@@ -44,14 +44,18 @@ class BudgetLedger:
         """Rows that can still be answered (``None``: unlimited)."""
         return None if self.total is None else self.total - self.used
 
-    def charge(self, rows: int) -> None:
-        """Count ``rows`` answered rows, or raise if they do not fit in the budget."""
+    def check(self, rows: int) -> None:
+        """Raise (counting nothing) if ``rows`` more rows do not fit in the budget."""
         if self.total is not None and self.used + rows > self.total:
             raise BudgetExceededError(
                 BUDGET_EXCEEDED.format(
                     rows=rows, remaining=self.total - self.used, total=self.total, used=self.used
                 )
             )
+
+    def charge(self, rows: int) -> None:
+        """Count ``rows`` answered rows, or raise if they do not fit in the budget."""
+        self.check(rows)
         self.used += rows
 
 

@@ -108,14 +108,17 @@ def _renormalise(
     revealed: NDArray[np.bool_],
 ) -> NDArray[np.float64]:
     """Clip to >= 0 (hidden entries 0) and rescale: fully revealed rows to a sum of 1, partly
-    revealed rows only when their sum exceeds 1. A row that clips to all zeros keeps
-    ``original``."""
+    revealed rows only when their sum exceeds 1. A row that clips to all zeros becomes the
+    one-hot of its largest perturbed entry — never the unperturbed ``original``, which would
+    hand the attacker the exact probabilities on those rows."""
     clipped = np.where(revealed, np.clip(perturbed, 0.0, None), 0.0)
     total = clipped.sum(axis=1, keepdims=True)
     full = revealed.all(axis=1, keepdims=True)
     scale = np.where(full, total, np.maximum(total, 1.0))
     safe = np.where(total > 0, scale, 1.0)
-    out: NDArray[np.float64] = np.where(total > 0, clipped / safe, original)
+    top = np.zeros_like(clipped)
+    top[np.arange(len(top)), _masked_argmax(perturbed, revealed)] = 1.0
+    out: NDArray[np.float64] = np.where(total > 0, clipped / safe, top)
     return out
 
 
@@ -269,22 +272,41 @@ def _unit(v: NDArray[np.float64]) -> NDArray[np.float64]:
     return out
 
 
+MAX_ARGMAX_CLASSES = 12
+"""MAD with ``keep_argmax`` enumerates all ``2^(C−1)`` argmax-preserving vertices up to this
+many classes."""
+
+
 def mad_candidates(
     original: NDArray[np.int64], n_classes: int, *, keep_argmax: bool
 ) -> NDArray[np.float64]:
     """The vertices MAD chooses from, ``(n, m, C)``.
 
     Without ``keep_argmax``: the ``C`` one-hot vertices of the simplex (the same for every
-    row). With it: the vertices of the simplex's argmax-preserving edges around each row's
-    argmax ``c`` — ``e_c`` and ``(e_c + e_k)/2`` for ``k ≠ c`` (the candidates whose argmax is
-    ``c``, as in MAD-argmax).
+    row). With it: the vertices of the part of the simplex where each row's argmax ``c`` stays
+    the argmax — the uniform mixtures ``(1/|S|)·Σ_{k∈S} e_k`` over every set ``S`` of classes
+    that contains ``c`` (``2^(C−1)`` of them; the MAD-argmax objective is maximised over that
+    polytope, whose maximum of a convex objective lies at a vertex). Above
+    :data:`MAX_ARGMAX_CLASSES` classes only the sets of at most two classes are used.
     """
     n = original.shape[0]
     eye = np.eye(n_classes)
     if not keep_argmax:
         return np.broadcast_to(eye, (n, n_classes, n_classes))
-    out: NDArray[np.float64] = 0.5 * (eye[None, :, :] + eye[original][:, None, :])
-    return out  # row k: (e_k + e_c)/2, which is e_c itself for k = c
+    others = n_classes - 1
+    if n_classes <= MAX_ARGMAX_CLASSES:
+        masks = ((np.arange(2**others)[:, None] >> np.arange(others)[None, :]) & 1).astype(float)
+    else:
+        masks = np.vstack([np.zeros((1, others)), np.eye(others)])
+    out = np.empty((n, masks.shape[0], n_classes))
+    for c in np.unique(original):
+        rest = [k for k in range(n_classes) if k != c]
+        vertices = np.zeros((masks.shape[0], n_classes))
+        vertices[:, rest] = masks
+        vertices[:, c] = 1.0
+        vertices /= vertices.sum(axis=1, keepdims=True)
+        out[original == c] = vertices
+    return out
 
 
 def angular_deviation(
