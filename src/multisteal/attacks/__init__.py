@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from multisteal.attacks.activethief import ActiveThiefAttack
 from multisteal.attacks.base import (
     Attack,
     AttackContext,
@@ -24,6 +25,7 @@ from multisteal.attacks.base import (
 )
 from multisteal.attacks.equation_solving import EquationSolvingAttack, check_equation_solving
 from multisteal.attacks.jacobian import JacobianAttack
+from multisteal.attacks.knockoff import KnockoffAdaptive, KnockoffRandom
 from multisteal.attacks.label_only import AdaptiveRetrainingAttack, check_label_only_retraining
 from multisteal.attacks.path_finding import PathFindingAttack, check_path_finding
 from multisteal.attacks.pool import POOL_TOO_SMALL, PoolAttack
@@ -34,6 +36,7 @@ from multisteal.query.outputs import OUTPUT_MODES
 
 __all__ = [
     "ATTACKS",
+    "ActiveThiefAttack",
     "AdaptiveRetrainingAttack",
     "Attack",
     "AttackContext",
@@ -41,6 +44,8 @@ __all__ = [
     "AttackSpec",
     "EquationSolvingAttack",
     "JacobianAttack",
+    "KnockoffAdaptive",
+    "KnockoffRandom",
     "MarginalsAttack",
     "PathFindingAttack",
     "PoolAttack",
@@ -147,7 +152,12 @@ class AttackSpec:
             self.extra_check(setting)
 
     def convert(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        return convert_params(f"{self.name} attack", params, self.params)
+        """``params`` checked against the attack's parameters, converted to their types and
+        their values checked (by building the attack once: a bad value such as an unknown
+        ActiveThief strategy fails at configuration time)."""
+        converted = convert_params(f"{self.name} attack", params, self.params)
+        self.factory(**converted)
+        return converted
 
 
 ATTACKS: Mapping[str, AttackSpec] = {
@@ -225,6 +235,45 @@ ATTACKS: Mapping[str, AttackSpec] = {
         needs_torch=True,
         params={"lambda_": float, "tau": int, "seed_size": int, "max_rounds": int},
         reference="Papernot et al., AsiaCCS 2017",
+    ),
+    "knockoff-random": AttackSpec(
+        "knockoff-random",
+        "Knockoff Nets' random strategy: pool inputs drawn uniformly without replacement",
+        KnockoffRandom,
+        output_modes=ALL_MODES,
+        needs_pool=True,
+        pool_per_query=True,
+        reference="Orekondy, Schiele & Fritz, CVPR 2019",
+    ),
+    "knockoff-adaptive": AttackSpec(
+        "knockoff-adaptive",
+        "Knockoff Nets' adaptive strategy: a gradient bandit over k-means clusters of the pool, "
+        "rewarded by answer certainty, diversity and the surrogate's loss",
+        KnockoffAdaptive,
+        output_modes=ALL_MODES,
+        needs_pool=True,
+        pool_per_query=True,
+        needs_fit=True,
+        params={
+            "n_clusters": int,
+            "rounds": int,
+            "learning_rate": float,
+            "reward": str,
+            "window": int,
+        },
+        reference="Orekondy, Schiele & Fritz, CVPR 2019",
+    ),
+    "activethief": AttackSpec(
+        "activethief",
+        "ActiveThief: a random seed set, then rounds of active learning on the pool "
+        "(--strategy uncertainty, margin or k-center on the surrogate's probabilities)",
+        ActiveThiefAttack,
+        output_modes=ALL_MODES,
+        needs_pool=True,
+        pool_per_query=True,
+        needs_fit=True,
+        params={"strategy": str, "rounds": int, "initial_fraction": float},
+        reference="Pal et al., AAAI 2020",
     ),
     "label-only-retraining": AttackSpec(
         "label-only-retraining",
