@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from attack_models import fit_flat
 from multisteal.attacks.activethief import (
     BAD_INITIAL_FRACTION,
     UNKNOWN_STRATEGY,
@@ -28,37 +29,6 @@ from multisteal.models.zoo import make_pipeline
 from multisteal.query import LocalQueryAPI
 
 STRATEGIES = ("uncertainty", "margin", "k-center")
-
-
-class Constant:
-    def __init__(self, label: int) -> None:
-        self.classes_ = np.array([label])
-
-    def fit(self, X: Any, y: Any) -> Constant:
-        return self
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        return np.ones((len(X), 1))
-
-
-class FlatLogistic:
-    """A logistic regression on flattened numeric inputs (vectors or images)."""
-
-    def fit(self, X: Any, y: Any) -> FlatLogistic:
-        flat = np.asarray(X, float).reshape(len(X), -1)
-        self.model_ = LogisticRegression(max_iter=1000).fit(flat, y)
-        self.classes_ = self.model_.classes_
-        return self
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        return self.model_.predict_proba(np.asarray(X, float).reshape(len(X), -1))
-
-
-def fit_flat(transcript: Transcript, seed: int) -> Any:
-    labels = transcript.answers.labels
-    if len(np.unique(labels)) < 2:
-        return Constant(int(labels[0]))
-    return FlatLogistic().fit(transcript.queries, labels)
 
 
 class Recorder:

@@ -189,3 +189,72 @@ def test_a_stream_refused_at_its_first_batch_is_a_clear_error() -> None:
     )
     with pytest.raises(InvalidInputError, match="refused its first batch"):
         run_audit(config)
+
+
+def test_the_cli_runs_an_attack_with_a_strategy_defences_and_a_detector(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from multisteal.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "run"
+    result = runner.invoke(
+        app,
+        [
+            "audit",
+            "--dataset",
+            "german_credit",
+            "--attack",
+            "activethief",
+            "--strategy",
+            "margin",
+            "--attack-param",
+            "rounds=3",
+            "--defence",
+            "rounding:decimals=1",
+            "--defence",
+            "reverse-sigmoid:beta=0.5",
+            "--detect",
+            "prada",
+            "--detect-param",
+            "min_distances=50",
+            "--budget",
+            "150",
+            "--epsilon",
+            "0.05",
+            "--n-rates",
+            "2",
+            "--members-per-rate",
+            "2",
+            "--baseline-members",
+            "0",
+            "--no-explorer-floor",
+            "--fairness-bootstrap",
+            "20",
+            "--threads",
+            "1",
+            "--quiet",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    summary = (out / "summary.md").read_text()
+    assert "## The service: defences, detection and their cost" in summary
+    assert "`rounding:decimals=1 > reverse-sigmoid:beta=0.5`" in summary
+    assert "prada flagged" in summary
+    import pandas as pd
+
+    results = pd.read_csv(out / "results.csv")
+    assert set(results["attack_params"]) == {"rounds=3,strategy=margin"}
+    assert set(results["answer_mode"]) == {"rounded"}
+    listing = runner.invoke(app, ["attacks"])
+    assert listing.exit_code == 0
+    assert "activethief" in listing.output
+    assert "Pal et al., AAAI 2020" in listing.output
+    defences = runner.invoke(app, ["defences"])
+    assert "reverse-sigmoid" in defences.output
+    assert "beta (float)" in defences.output
+    bad = runner.invoke(app, ["audit", "--dataset", "german_credit", "--strategy", "entropy"])
+    assert bad.exit_code == 2
+    assert "pool attack has no parameter 'strategy'" in bad.output
