@@ -12,7 +12,8 @@ evaluation rows), the distinct ε-Rashomon set size, the excess ambiguity over t
 surrogate's infidelity, the mean Rashomon Capacity, and the demographic-parity range across
 the set (by sex). For each defence it prints the same at one budget (the ``pool`` attack) with
 the cost to honest users: the target's accuracy, ECE and top-1 agreement *as answered*. With
-``--detect`` it also prints after how many queries PRADA flagged each attack.
+``--detect`` it also prints after how many inputs PRADA (not refusing) flagged each attack.
+Intervals are clipped to each quantity's range for display (shares in [0, 1], RC >= 1).
 
 The target is the Adult MLP for every attack except ``equation-solving`` (a logistic target:
 the method assumes one) and ``path-finding`` (a depth-5 tree answering leaf ids).
@@ -76,11 +77,13 @@ DEFENCE_SETTINGS: list[tuple[str, list[str]]] = [
     ("reverse-sigmoid:beta=0.7", ["reverse-sigmoid:beta=0.7"]),
     ("high-confidence:cutoff=0.8", ["high-confidence:cutoff=0.8"]),
     ("mad:epsilon=0.5", ["mad:epsilon=0.5"]),
+    ("mad:epsilon=0.5,keep_argmax=true", ["mad:epsilon=0.5,keep_argmax=true"]),
 ]
 
 COLUMNS = {
     "queries used": ("queries_used", 0),
     "fidelity": ("surrogate_agreement", 3),
+    "own reconstruction fidelity": ("recovered_agreement", 3),
     "distinct set size": ("set_size", 1),
     "excess ambiguity": ("excess_ambiguity", 3),
     "mean RC": ("rashomon_capacity_mean", 3),
@@ -97,7 +100,9 @@ def _cell(part: pd.DataFrame, column: str, digits: int) -> str:
     if column not in part or part[column].isna().all():
         return "n/a"
     values = part.groupby("seed")[column].first()
-    return format_interval(seed_interval(values), digits=digits)
+    lower = 1.0 if column.startswith("rashomon_capacity") else 0.0
+    upper = 1.0 if digits == 3 and not column.startswith("rashomon_capacity") else None
+    return format_interval(seed_interval(values), digits=digits, lower=lower, upper=upper)
 
 
 def _run(label: str, raw: dict[str, Any], out: Path) -> pd.DataFrame:

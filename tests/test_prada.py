@@ -217,6 +217,7 @@ def test_a_jacobian_style_stream_is_refused_from_the_batch_that_flags_it(adult) 
     assert api.ledger.used == api.log.rows_answered == sent
     records = api.log.records
     assert records[-1].status == "refused-flagged"
+    assert records[-1].flagged  # the log says why it was refused
     assert records[-1].used_after == sent
     assert not any(r.flagged for r in records[:-1])
     assert len(api.log.answered_inputs()) == sent // 50

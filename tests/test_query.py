@@ -167,3 +167,23 @@ def test_defences_apply_before_the_policy(model) -> None:
     top = LocalQueryAPI(model, output="top-k", budget=None, defences=[_Flip()])
     answer = top.query(np.ones((3, 5)))
     np.testing.assert_array_equal(answer.revealed.argmax(axis=1), 1 - plain.labels)
+
+
+class _Broken:
+    """A defence that fails (e.g. a bad chain found at answer time)."""
+
+    name = "broken"
+
+    def __call__(self, inputs, answer):
+        raise ValueError("broken defence")
+
+    def mode_after(self, mode):
+        return mode
+
+
+def test_a_failing_defence_charges_and_logs_nothing(model) -> None:
+    api = LocalQueryAPI(model, budget=10, defences=[_Broken()])
+    with pytest.raises(ValueError, match="broken defence"):
+        api.query(np.ones((3, 5)))
+    assert api.ledger.used == 0
+    assert api.log.rows_answered == 0

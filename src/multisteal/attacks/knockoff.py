@@ -138,13 +138,14 @@ def join_transcripts(parts: Sequence[Transcript]) -> Transcript:
     )
 
 
-def answer_distributions(answers: Answer) -> NDArray[np.float64]:
+def answer_distributions(answers: Answer, n_classes: int = 0) -> NDArray[np.float64]:
     """Each answer as a distribution ``(n, C)``: the revealed scores (``soft_targets``), or a
-    one-hot vector of the label when the answers are labels only."""
+    one-hot vector of the label when the answers are labels only (``C``: ``n_classes``, the
+    service's class count, when given)."""
     soft = answers.soft_targets()
     if soft is not None:
         return soft
-    c = max(answers.n_classes, int(answers.labels.max(initial=0)) + 1)
+    c = max(n_classes, answers.n_classes, int(answers.labels.max(initial=0)) + 1)
     return np.eye(c)[answers.labels]
 
 
@@ -218,7 +219,8 @@ class KnockoffAdaptive:
     history_ : the action probabilities ``π`` each round drew from, one array per round.
     policy_ : ``π`` after the last update.
     actions_ : the action of each query, in query order.
-    rewards_ : the combined (rescaled) reward of each query, in query order.
+    rewards_ : the combined (rescaled) reward of each query, in query order (NaN where there
+        was no signal yet: the loss reward of the first round).
     """
 
     n_clusters: int = 10
@@ -296,7 +298,7 @@ class KnockoffAdaptive:
             parts.append(part)
             actions.append(chosen)
 
-            history = np.vstack([answer_distributions(p.answers) for p in parts])
+            history = np.vstack([answer_distributions(p.answers, n_classes) for p in parts])
             answered = history[-size:]
             predicted = (
                 None
@@ -307,17 +309,20 @@ class KnockoffAdaptive:
             for key, values in rewards.items():
                 raw.setdefault(key, []).append(values)
             reward = self._combine(rewards, raw)
-            combined.append(reward)
-
-            preferences, baseline, seen = gradient_bandit_step(
-                preferences,
-                available,
-                chosen,
-                reward,
-                step=self.learning_rate / size,
-                baseline=baseline,
-                count=seen,
-            )
+            if reward is None:  # the loss reward before any surrogate: no signal, no update
+                combined.append(np.full(size, np.nan))
+            else:
+                combined.append(reward)
+            if reward is not None:
+                preferences, baseline, seen = gradient_bandit_step(
+                    preferences,
+                    available,
+                    chosen,
+                    reward,
+                    step=self.learning_rate / size,
+                    baseline=baseline,
+                    count=seen,
+                )
 
             if uses_loss and round_index < len(sizes) - 1:
                 surrogate = context.fit_surrogate(self.name, join_transcripts(parts), _seed(rng))
@@ -349,13 +354,15 @@ class KnockoffAdaptive:
 
     def _combine(
         self, rewards: dict[str, NDArray[np.float64]], raw: dict[str, list[NDArray[np.float64]]]
-    ) -> NDArray[np.float64]:
-        """Each reward rescaled to [0, 1] by its range so far; ``all``: their mean."""
+    ) -> NDArray[np.float64] | None:
+        """Each reward rescaled to [0, 1] by its range so far; ``all``: their mean. ``None``
+        when there is no signal yet (the loss reward before any surrogate): the bandit then
+        neither updates nor counts anything into its baseline."""
         names: list[str] = [r for r in ("certainty", "diversity", "loss") if r in rewards]
         if self.reward != "all":
             names = [self.reward] if self.reward in rewards else []
         if not names:  # the loss reward before any surrogate: no signal yet
-            return np.zeros(len(next(iter(rewards.values()))))
+            return None
         scaled = []
         for key in names:
             seen = np.concatenate(raw[key])

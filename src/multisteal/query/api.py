@@ -31,8 +31,8 @@ NO_LEAVES = (
     "has no leaves: it is for decision-tree targets (--target tree)."
 )
 FLAGGED = (
-    "The service stopped answering: its {detector} detector flagged this query stream at the "
-    "{after}th input it received, and it refuses every query once flagged."
+    "The service stopped answering: its {detector} detector flagged this query stream after "
+    "receiving {after} inputs, and it refuses every query once flagged."
 )
 
 
@@ -239,7 +239,16 @@ class LocalQueryAPI:
 
         def refuse(status: str) -> None:
             self._log.append(
-                QueryRecord(batch, rows, digest, started, 0.0, status, self._ledger.used)
+                QueryRecord(
+                    batch,
+                    rows,
+                    digest,
+                    started,
+                    0.0,
+                    status,
+                    self._ledger.used,
+                    flagged=self._flagged() is not None,
+                )
             )
 
         if self._refuse and self._flagged() is not None:
@@ -258,7 +267,6 @@ class LocalQueryAPI:
         if self._refuse and now_flagged:
             refuse("refused-flagged")
             self._raise_flagged()
-        self._ledger.charge(rows)
         leaves = None
         if self._policy.name == "leaf":
             leaves = np.asarray(self._model.apply(arr), dtype=np.int64)  # type: ignore[attr-defined]
@@ -266,6 +274,7 @@ class LocalQueryAPI:
         for defence in self._defences:
             answer = defence(arr, answer)
         answer = self._policy.restrict(answer)
+        self._ledger.charge(rows)  # counted once the answer exists, just before it leaves
         self._log.append(
             QueryRecord(
                 batch,

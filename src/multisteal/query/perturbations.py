@@ -137,7 +137,8 @@ def _with(answer: Answer, scores: NDArray[np.float64], labels: NDArray[np.int64]
 class GaussianNoise:
     """Add N(0, σ²) noise to every revealed probability, clip at 0 and renormalise.
 
-    A row whose noisy scores all clip to 0 keeps its original scores. The answer's labels become
+    A row whose noisy scores all clip to 0 becomes the one-hot of its largest noisy entry (never
+    the exact probabilities). The answer's labels become
     the argmax of the answered scores: the service answers its noisy decision, so honest users
     pay for this defence in accuracy. The noise comes from the defence's own generator
     (``np.random.default_rng(seed)``), so a defence built with the same seed answers the same
@@ -183,7 +184,7 @@ class ReverseSigmoid:
     Each revealed score ``y`` (clipped to ``[1e-6, 1 − 1e-6]``) becomes
     ``ŷ = α·(y − β·(s(γ·s⁻¹(y)) − ½))`` with ``s`` the sigmoid, negative entries clipped to 0
     and ``α`` renormalising the row (see the module docstring for partly revealed rows; a row
-    that clips to all zeros keeps its scores).
+    that clips to all zeros becomes a one-hot vector, then the argmax guarantee below).
 
     Argmax-preserving guarantee: the perturbation is not monotone once ``β·γ > 1`` (its slope at
     ``y = ½`` is ``1 − β·γ``), so the raw formula can change which class scores highest. When

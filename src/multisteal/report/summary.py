@@ -483,7 +483,7 @@ def _service_section(results: pd.DataFrame) -> list[str]:
         row = {
             "budget": str(budget),
             "queries used": _count_interval(_by_seed(part, "queries_used")),
-            "stopped early": f"{int((part.groupby('seed')['attack_stop'].first() != 'finished').sum())}"
+            "refused by the detector": f"{int((part.groupby('seed')['attack_stop'].first() != 'finished').sum())}"
             f" of {part['seed'].nunique()} seeds",
         }
         if "recovered_agreement" in part and part["recovered_agreement"].notna().any():
@@ -493,13 +493,19 @@ def _service_section(results: pd.DataFrame) -> list[str]:
         if detect != "none":
             flagged = part.groupby("seed")["flagged_after"].first()
             row[f"{detect} flagged"] = f"{int(flagged.notna().sum())} of {len(flagged)} seeds"
-            row["flagged after (queries)"] = (
+            row["flagged after (inputs received)"] = (
                 _count_interval(flagged.dropna()) if flagged.notna().any() else "never"
             )
         rows.append(row)
     after = []
+    if detect != "none":
+        after += [
+            "",
+            "*Flagged after*: the inputs the service had received when the detector first "
+            "flagged the stream (a batch that makes it flag counts, even when it is refused).",
+        ]
     if any("attack's own reconstruction: fidelity" in row for row in rows):
-        after = [
+        after += [
             "",
             "*Attack's own reconstruction*: the model the attack solved for from its answers "
             "(equation solving's weights, path finding's leaf boxes), scored like the "
