@@ -53,9 +53,58 @@ TOO_FEW_QUERIES = (
     "({formula}); the budget is {budget}. Nothing was queried."
 )
 ZERO_PROBABILITY = (
-    "The target answered a probability of exactly 0 for class {k} of query {row}: its log-odds "
-    "there are not finite, so the equations cannot be solved. Is it a logistic model?"
+    "Every answer is saturated (e.g. class {k} of query {row} at a probability of 1e-9 or "
+    "less): no log-odds can be read off them, so the equations cannot be solved. Is it a "
+    "logistic model?"
 )
+
+
+SATURATED = 1e-9
+"""An answered probability at or below this carries too little precision for its log-odds
+(float64 keeps ~16 digits of ``1 − p`` only down to here): such answers are not used."""
+
+
+def _usable(transcript: Transcript) -> NDArray[np.bool_]:
+    """Answers whose every class probability exceeds :data:`SATURATED`."""
+    scores = transcript.answers.scores
+    if scores is None:
+        return np.zeros(len(transcript), dtype=bool)
+    out: NDArray[np.bool_] = np.asarray((scores > SATURATED).all(axis=1), dtype=bool)
+    return out
+
+
+def _least_saturated(parts: list[Transcript]) -> Any:
+    """The answered record whose smallest class probability is largest (a row of records), or
+    ``None`` without records: later draws are centred there."""
+    best: tuple[float, Any] | None = None
+    for part in parts:
+        scores = part.answers.scores
+        if scores is None or not isinstance(part.queries, pd.DataFrame):
+            return None
+        i = int(np.argmax(scores.min(axis=1)))
+        if best is None or scores[i].min() > best[0]:
+            best = (float(scores[i].min()), part.queries.iloc[i])
+    return None if best is None else best[1]
+
+
+def _design_rank(encoder: SpecEncoder, n_features: int) -> int:
+    """The rank of the equations' design ``[encoding, 1]`` over the whole domain: each one-hot
+    block of ``k`` categories adds ``k − 1`` (the blocks and the intercept share a direction)."""
+    if encoder.spec is None:
+        return n_features + 1
+    return 1 + sum(
+        1 if c.kind == "numerical" else len(c.categories) - 1 for c in encoder.spec.columns
+    )
+
+
+def _rank(encoder: SpecEncoder, parts: list[Transcript]) -> int:
+    if not parts:
+        return 0
+    A = np.vstack([encoder.transform(p.queries) for p in parts])
+    A = np.hstack([A, np.ones((len(A), 1))])
+    spread = np.abs(A).max(axis=0)
+    spread[spread == 0] = 1.0
+    return int(np.linalg.matrix_rank(A / spread))
 
 
 def queries_needed(d: int, n_classes: int) -> int:
@@ -150,15 +199,63 @@ class EquationSolvingAttack:
     name: str = field(default="equation-solving", init=False)
 
     def run(self, context: AttackContext) -> Transcript:
-        """Spend exactly ``queries_needed(d, c)`` of the budget (not all of it)."""
+        """Spend ``queries_needed(d, c)`` of the budget; then, only while the usable answers do
+        not determine the weights (answers whose probabilities are saturated — a class at
+        ``1e-9`` or less — carry no precision and are not used, and the rest must span the
+        domain's design), more queries, drawn nearer the middle of each numeric range while
+        most answers saturate, within the budget."""
         needed = check_equation_solving(context.setting())
+        encoder = _encoder(context.input_spec)
+        full_rank = _design_rank(encoder, context.api.n_features)
+        batch = context.query(self._draw(context, needed, 1.0))
+        answered = [batch]
+        scale = 1.0
+        while context.budget > 0:
+            rows = [b.take(np.flatnonzero(_usable(b)).astype(np.int64)) for b in answered]
+            usable = [r for r in rows if len(r)]
+            rank = _rank(encoder, usable)
+            if rank >= full_rank:
+                break
+            if _usable(batch).mean() < 0.5:
+                scale /= 2.0  # most answers saturated: draw nearer to where they were not
+            more = min(max(needed - sum(len(r) for r in usable), 1), context.budget)
+            centre = _least_saturated(answered)
+            batch = context.query(self._draw(context, more, scale, centre))
+            answered.append(batch)
+        transcript = context.transcript()
+        assert transcript is not None
+        return transcript
+
+    @staticmethod
+    def _draw(context: AttackContext, n: int, scale: float, centre: Any = None) -> Any:
+        """``n`` points of the published domain: each categorical column cycles through its
+        categories in a random order (so that ``d + 1`` queries hold every category), numeric
+        columns are uniform over their range — with ``scale < 1`` over its middle ``scale``
+        share (vectors: a normal of that scale)."""
         spec = context.input_spec
-        X: Any = (
-            spec.sample(needed, context.rng)
-            if spec is not None
-            else context.rng.standard_normal((needed, context.api.n_features))
-        )
-        return context.query(X)
+        if spec is None:
+            return context.rng.standard_normal((n, context.api.n_features)) * scale
+        X: Any = spec.sample(n, context.rng)
+        if isinstance(spec, TabularSpec):
+            for column in spec.columns:
+                if column.kind != "numerical":
+                    # every category in turn (shuffled): a category no query holds would leave
+                    # its weight undetermined
+                    cycle = np.resize(np.asarray(column.categories, dtype=object), n)
+                    X[column.name] = context.rng.permutation(cycle)
+                    continue
+                if scale >= 1.0:
+                    continue
+                half = (column.high - column.low) / 2
+                middle = (column.low + column.high) / 2
+                if centre is not None:
+                    middle = float(centre[column.name])
+                values = middle + context.rng.uniform(-1.0, 1.0, size=n) * half * scale
+                values = np.clip(values, column.low, column.high)
+                if column.integer:
+                    values = np.clip(np.rint(values), column.low, column.high).astype(np.int64)
+                X[column.name] = values
+        return X
 
     def solve(self, api: QueryAPI, transcript: Transcript) -> SolvedLinearModel:
         """The weights that reproduce every answer of ``transcript`` (least squares with the
@@ -167,12 +264,19 @@ class EquationSolvingAttack:
         scores = transcript.answers.scores
         if scores is None:
             raise InvalidInputError(NEEDS_PROBABILITIES.format(mode=transcript.answers.mode))
-        zero = np.argwhere(scores <= 0)
-        if zero.size:
+        keep = _usable(transcript)
+        if not keep.any():
+            zero = np.argwhere(scores <= SATURATED)
             raise InvalidInputError(ZERO_PROBABILITY.format(row=zero[0][0], k=zero[0][1]))
+        scores = scores[keep]
         log_odds = np.log(scores[:, 1:]) - np.log(scores[:, :1])  # (n, c - 1) against class 0
-        A = np.hstack([encoder.transform(transcript.queries), np.ones((len(transcript), 1))])
-        solution, *_ = np.linalg.lstsq(A, log_odds, rcond=None)
+        rows = transcript.take(np.flatnonzero(keep).astype(np.int64)).queries
+        A = np.hstack([encoder.transform(rows), np.ones((len(scores), 1))])
+        # columns scaled to a common spread (numbers can be 1e5 beside 0/1 one-hot columns)
+        spread = np.abs(A).max(axis=0)
+        spread[spread == 0] = 1.0
+        scaled, *_ = np.linalg.lstsq(A / spread, log_odds, rcond=None)
+        solution = scaled / spread[:, None]
         weights = np.hstack([np.zeros((A.shape[1] - 1, 1)), solution[:-1]])
         bias = np.concatenate([[0.0], solution[-1]])
         return SolvedLinearModel(encoder, weights, bias)
