@@ -59,6 +59,8 @@ ZERO_PROBABILITY = (
 )
 
 
+MIN_EXTRA = 16
+"""The smallest batch of extra queries (each round of them re-checks the design's rank)."""
 SATURATED = 1e-9
 """An answered probability at or below this carries too little precision for its log-odds
 (float64 keeps ~16 digits of ``1 − p`` only down to here): such answers are not used."""
@@ -73,17 +75,17 @@ def _usable(transcript: Transcript) -> NDArray[np.bool_]:
     return out
 
 
-def _least_saturated(parts: list[Transcript]) -> Any:
+def _least_saturated(context: AttackContext) -> Any:
     """The answered record whose smallest class probability is largest (a row of records), or
     ``None`` without records: later draws are centred there."""
     best: tuple[float, Any] | None = None
-    for part in parts:
-        scores = part.answers.scores
-        if scores is None or not isinstance(part.queries, pd.DataFrame):
+    for queries, answers, _ in context.answered:
+        scores = answers.scores
+        if scores is None or not isinstance(queries, pd.DataFrame):
             return None
         i = int(np.argmax(scores.min(axis=1)))
         if best is None or scores[i].min() > best[0]:
-            best = (float(scores[i].min()), part.queries.iloc[i])
+            best = (float(scores[i].min()), queries.iloc[i])
     return None if best is None else best[1]
 
 
@@ -97,11 +99,20 @@ def _design_rank(encoder: SpecEncoder, n_features: int) -> int:
     )
 
 
-def _rank(encoder: SpecEncoder, parts: list[Transcript]) -> int:
+def _design(encoder: SpecEncoder, batch: Transcript) -> NDArray[np.float64]:
+    """The rows ``[encoding, 1]`` of a batch's usable answers."""
+    keep = np.flatnonzero(_usable(batch)).astype(np.int64)
+    if not len(keep):
+        return np.zeros((0, 0))
+    A = encoder.transform(batch.take(keep).queries)
+    return np.hstack([A, np.ones((len(A), 1))])
+
+
+def _rank(design: list[NDArray[np.float64]]) -> int:
+    parts = [rows for rows in design if len(rows)]
     if not parts:
         return 0
-    A = np.vstack([encoder.transform(p.queries) for p in parts])
-    A = np.hstack([A, np.ones((len(A), 1))])
+    A = np.vstack(parts)
     spread = np.abs(A).max(axis=0)
     spread[spread == 0] = 1.0
     return int(np.linalg.matrix_rank(A / spread))
@@ -208,20 +219,16 @@ class EquationSolvingAttack:
         encoder = _encoder(context.input_spec)
         full_rank = _design_rank(encoder, context.api.n_features)
         batch = context.query(self._draw(context, needed, 1.0))
-        answered = [batch]
+        design = [_design(encoder, batch)]  # the usable answers' rows of [encoding, 1]
         scale = 1.0
-        while context.budget > 0:
-            rows = [b.take(np.flatnonzero(_usable(b)).astype(np.int64)) for b in answered]
-            usable = [r for r in rows if len(r)]
-            rank = _rank(encoder, usable)
-            if rank >= full_rank:
-                break
+        while context.budget > 0 and _rank(design) < full_rank:
             if _usable(batch).mean() < 0.5:
                 scale /= 2.0  # most answers saturated: draw nearer to where they were not
-            more = min(max(needed - sum(len(r) for r in usable), 1), context.budget)
-            centre = _least_saturated(answered)
+            usable = sum(len(rows) for rows in design)
+            more = min(max(needed - usable, MIN_EXTRA), context.budget)
+            centre = _least_saturated(context)
             batch = context.query(self._draw(context, more, scale, centre))
-            answered.append(batch)
+            design.append(_design(encoder, batch))
         transcript = context.transcript()
         assert transcript is not None
         return transcript
