@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from attack_models import fit_flat
+from attack_models import fit_flat, fit_text, record_problem, text_problem
 from multisteal.attacks.activethief import (
     BAD_INITIAL_FRACTION,
     UNKNOWN_STRATEGY,
@@ -22,7 +22,7 @@ from multisteal.attacks.activethief import (
 from multisteal.attacks.base import NO_FIT, AttackContext, Transcript
 from multisteal.attacks.knockoff import BAD_ROUNDS
 from multisteal.attacks.pool import POOL_TOO_SMALL
-from multisteal.data.inputs import ImageSpec, TabularSpec, TextSpec, take_inputs
+from multisteal.data.inputs import ImageSpec, TextSpec, take_inputs
 from multisteal.errors import InvalidInputError
 from multisteal.models import train_target
 from multisteal.models.zoo import make_pipeline
@@ -283,21 +283,11 @@ def test_image_pools(strategy) -> None:
     np.testing.assert_array_equal(transcript.queries, images[transcript.source_index])
 
 
-def _fit_text(transcript: Transcript, seed: int) -> Any:
-    model = make_pipeline("tfidf-logistic", TextSpec(), n_classes=2, random_state=seed)
-    return model.fit(transcript.queries, transcript.answers.labels)
-
-
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_text_pools(strategy) -> None:
-    good = ["a good film", "great fun", "good actors", "a fun plot", "great and good"]
-    bad = ["a dull film", "bad plot", "long and dull", "bad actors", "dull and bad"]
-    texts = np.array([f"{s} {i}" for i in range(6) for s in good + bad], dtype=object)
-    target = make_pipeline("tfidf-logistic", TextSpec(), n_classes=2).fit(
-        texts, np.tile([1] * 5 + [0] * 5, 6)
-    )
+    texts, target = text_problem()
     api = LocalQueryAPI(target, budget=25, output="label", input_spec=TextSpec())
-    transcript = ActiveThiefAttack(strategy, rounds=3).run(_context(api, texts, _fit_text))
+    transcript = ActiveThiefAttack(strategy, rounds=3).run(_context(api, texts, fit_text))
     assert api.ledger.used == 25
     assert transcript.source_index is not None
     assert len(np.unique(transcript.source_index)) == 25
@@ -305,14 +295,7 @@ def test_text_pools(strategy) -> None:
 
 
 def test_record_pools() -> None:
-    rng = np.random.default_rng(0)
-    pool = pd.DataFrame(
-        {"kind": rng.choice(["a", "b", "c"], size=200), "x": rng.uniform(0.0, 10.0, size=200)}
-    )
-    spec = TabularSpec.from_frame(pool, categorical=["kind"], numerical=["x"])
-    target = make_pipeline("logistic", spec).fit(
-        pool, ((pool["kind"] == "a") | (pool["x"] > 7)).astype(int)
-    )
+    pool, spec, target = record_problem()
 
     def fit(transcript: Transcript, seed: int) -> Any:
         model = make_pipeline("logistic", spec, n_classes=2, random_state=seed)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from attack_models import fit_flat
+from attack_models import fit_flat, fit_text, record_problem, text_problem
 from multisteal.attacks.base import NO_FIT, AttackContext, Transcript
 from multisteal.attacks.features import (
     BAD_SURROGATE_OUTPUT,
@@ -455,20 +455,11 @@ def test_image_pools(attack) -> None:
     np.testing.assert_array_equal(transcript.queries, images[transcript.source_index])
 
 
-def _fit_text(transcript: Transcript, seed: int) -> Any:
-    model = make_pipeline("tfidf-logistic", TextSpec(), n_classes=2, random_state=seed)
-    return model.fit(transcript.queries, transcript.answers.labels)
-
-
 @pytest.mark.parametrize("attack", [KnockoffRandom(), KnockoffAdaptive(n_clusters=3, rounds=3)])
 def test_text_pools(attack) -> None:
-    good = ["a good film", "great fun", "good actors", "a fun plot", "great and good"]
-    bad = ["a dull film", "bad plot", "long and dull", "bad actors", "dull and bad"]
-    texts = np.array([f"{s} {i}" for i in range(6) for s in good + bad], dtype=object)
-    labels = np.array([1] * 5 + [0] * 5)
-    target = make_pipeline("tfidf-logistic", TextSpec(), n_classes=2).fit(texts, np.tile(labels, 6))
+    texts, target = text_problem()
     api = LocalQueryAPI(target, budget=25, input_spec=TextSpec())
-    transcript = attack.run(_context(api, texts, fit=_fit_text))
+    transcript = attack.run(_context(api, texts, fit=fit_text))
     assert api.ledger.used == 25
     assert transcript.source_index is not None
     assert len(np.unique(transcript.source_index)) == 25
@@ -476,13 +467,7 @@ def test_text_pools(attack) -> None:
 
 
 def test_record_pools() -> None:
-    rng = np.random.default_rng(0)
-    pool = pd.DataFrame(
-        {"kind": rng.choice(["a", "b", "c"], size=200), "x": rng.uniform(0.0, 10.0, size=200)}
-    )
-    spec = TabularSpec.from_frame(pool, categorical=["kind"], numerical=["x"])
-    labels = ((pool["kind"] == "a") | (pool["x"] > 7)).astype(int)
-    target = make_pipeline("logistic", spec).fit(pool, labels)
+    pool, spec, target = record_problem()
 
     def fit(transcript: Transcript, seed: int) -> Any:
         model = make_pipeline("logistic", spec, n_classes=2, random_state=seed)
