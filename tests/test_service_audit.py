@@ -258,3 +258,12 @@ def test_the_cli_runs_an_attack_with_a_strategy_defences_and_a_detector(tmp_path
     bad = runner.invoke(app, ["audit", "--dataset", "german_credit", "--strategy", "entropy"])
     assert bad.exit_code == 2
     assert "pool attack has no parameter 'strategy'" in bad.output
+
+
+def test_every_budget_is_checked_before_any_work() -> None:
+    # the smallest budget is too small for equation solving: refused before the target trains
+    config = load_config(
+        {**FAST, "target": "logistic", "attack": "equation-solving", "budgets": [20, 100]}
+    )
+    with pytest.raises(ConfigError, match=r"Equation solving needs 62 queries .* budget is 20"):
+        run_audit(config)

@@ -182,19 +182,22 @@ class _Audit:
         self.data = data
         clock = self._timed("data", clock)
         spec = data.input_spec
-        setting = AttackSetting(
-            modality=data.modality,
-            output_mode=config.answer_mode,
-            n_classes=data.dataset.n_classes,
-            budget=max(config.budgets),
-            pool_size=n_inputs(data.X_pool),
-            surrogate_torch=bool(config.surrogate_family.torch),
-            input_spec=spec,
-            n_features=len(spec.columns) if isinstance(spec, TabularSpec) else 0,
-        )
         try:
-            # Checked before any work, so no budget's results are lost to a late failure.
-            ATTACKS[config.attack].check(setting)
+            # Checked for every budget before any work, so no budget's results are lost to a
+            # late failure.
+            for budget in config.budgets:
+                ATTACKS[config.attack].check(
+                    AttackSetting(
+                        modality=data.modality,
+                        output_mode=config.answer_mode,
+                        n_classes=data.dataset.n_classes,
+                        budget=budget,
+                        pool_size=n_inputs(data.X_pool),
+                        surrogate_torch=bool(config.surrogate_family.torch),
+                        input_spec=spec,
+                        n_features=len(spec.columns) if isinstance(spec, TabularSpec) else 0,
+                    )
+                )
         except InvalidInputError as exc:
             raise ConfigError(str(exc)) from None
         if config.output == "top-k" and config.top_k > data.dataset.n_classes:
