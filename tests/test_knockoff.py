@@ -11,7 +11,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from attack_models import fit_flat, fit_text, record_problem, text_problem
-from multisteal.attacks.base import NO_FIT, AttackContext, Transcript
+from multisteal.attacks.base import NO_FIT, AttackContext, Transcript, join_transcripts
 from multisteal.attacks.features import (
     BAD_SURROGATE_OUTPUT,
     BAD_TEXT_DIMS,
@@ -30,7 +30,6 @@ from multisteal.attacks.knockoff import (
     KnockoffRandom,
     answer_distributions,
     gradient_bandit_step,
-    join_transcripts,
     knockoff_rewards,
 )
 from multisteal.attacks.pool import POOL_TOO_SMALL

@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from multisteal.attacks.base import AttackContext, Transcript
+from multisteal.attacks.base import AttackContext, Transcript, join_transcripts
 from multisteal.attacks.features import surrogate_probabilities
-from multisteal.attacks.knockoff import BAD_ROUNDS, check_pool, join_transcripts
+from multisteal.attacks.knockoff import BAD_ROUNDS, check_pool
 from multisteal.data.inputs import n_inputs, take_inputs
 from multisteal.errors import InvalidInputError
 

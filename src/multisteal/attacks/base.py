@@ -10,7 +10,7 @@ refuses to answer further (a detector flagged the stream) the transcript so far 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -30,6 +30,7 @@ __all__ = [
     "AttackSetting",
     "Transcript",
     "concat_answers",
+    "join_transcripts",
     "query_in_batches",
     "run_attack",
 ]
@@ -42,6 +43,7 @@ NO_FIT = (
     "The {name} attack trains a surrogate inside its loop and needs the context's fit "
     "callable (AttackContext(fit=...)); none was given."
 )
+NO_TRANSCRIPTS = "join_transcripts needs at least one transcript."
 NO_POOL = "The {name} attack draws its queries from the attacker's pool, but no pool was given."
 
 BAD_HOLDOUT = "holdout_fraction must be in [0, 1), got {fraction}."
@@ -143,9 +145,7 @@ class AttackContext:
     fit: Fit | None = None
     surrogate_torch: bool | None = None
     batch_size: int = 256
-    answered: list[tuple[Any, Answer, NDArray[np.int64] | None]] = field(
-        default_factory=list, init=False, repr=False
-    )
+    answered: list[Transcript] = field(default_factory=list, init=False, repr=False)
 
     @property
     def input_spec(self) -> InputSpec | None:
@@ -188,39 +188,17 @@ class AttackContext:
         self, X: pd.DataFrame | NDArray[Any], source_index: NDArray[np.int64] | None = None
     ) -> Transcript:
         """Send ``X`` in batches of ``batch_size`` and return its transcript. Every answered
-        batch is also kept in :attr:`answered` (see :meth:`transcript`)."""
-        n = n_inputs(X)
-        answers: list[Answer] = []
-        parts = []
-        for start in range(0, n, self.batch_size):
-            part = take_inputs(X, np.arange(start, min(start + self.batch_size, n)))
-            answer = self.api.query(part)
-            source = None
-            if source_index is not None:
-                source = source_index[start : start + self.batch_size]
-            self.answered.append((part, answer, source))
-            answers.append(answer)
-            parts.append(part)
-        return Transcript(
-            concat_inputs(parts) if len(parts) > 1 else parts[0],
-            concat_answers(answers),
-            source_index,
-        )
+        batch is also kept in :attr:`answered` as soon as it is answered (see
+        :meth:`transcript`)."""
+        sent: list[Transcript] = []
+        for batch in _batches(self.api, X, self.batch_size, source_index):
+            self.answered.append(batch)
+            sent.append(batch)
+        return join_transcripts(sent)
 
     def transcript(self) -> Transcript | None:
         """Everything answered so far through :meth:`query`, in order (``None``: nothing)."""
-        if not self.answered:
-            return None
-        parts = [part for part, _, _ in self.answered]
-        sources = [source for _, _, source in self.answered]
-        known = all(source is not None for source in sources)
-        return Transcript(
-            concat_inputs(parts) if len(parts) > 1 else parts[0],
-            concat_answers([answer for _, answer, _ in self.answered]),
-            np.concatenate([s for s in sources if s is not None]).astype(np.int64)
-            if known
-            else None,
-        )
+        return join_transcripts(self.answered) if self.answered else None
 
 
 @runtime_checkable
@@ -245,18 +223,46 @@ def run_attack(attack: Attack, context: AttackContext) -> tuple[Transcript | Non
         return context.transcript(), "refused"
 
 
+def _batches(
+    api: QueryAPI,
+    X: pd.DataFrame | NDArray[Any],
+    batch_size: int,
+    source_index: NDArray[np.int64] | None = None,
+) -> Iterator[Transcript]:
+    """Send ``X`` to ``api`` in batches, yielding each batch's transcript once answered."""
+    n = n_inputs(X)
+    for start in range(0, n, batch_size):
+        rows = np.arange(start, min(start + batch_size, n))
+        part = take_inputs(X, rows)
+        yield Transcript(
+            part, api.query(part), None if source_index is None else source_index[rows]
+        )
+
+
 def query_in_batches(
     api: QueryAPI, X: pd.DataFrame | NDArray[Any], *, batch_size: int
 ) -> Transcript:
     """Send the inputs ``X`` to ``api`` in batches and collect the transcript."""
-    n = n_inputs(X)
-    answers: list[Answer] = []
-    parts = []
-    for start in range(0, n, batch_size):
-        part = take_inputs(X, np.arange(start, min(start + batch_size, n)))
-        answers.append(api.query(part))
-        parts.append(part)
-    return Transcript(concat_inputs(parts) if len(parts) > 1 else parts[0], concat_answers(answers))
+    return join_transcripts(list(_batches(api, X, batch_size)))
+
+
+def join_transcripts(parts: Sequence[Transcript]) -> Transcript:
+    """One transcript of ``parts`` in order (their source indices joined when all have one)."""
+    if not parts:
+        raise InvalidInputError(NO_TRANSCRIPTS)
+    if len(parts) == 1:
+        return parts[0]
+    sources = [p.source_index for p in parts]
+    joined = (
+        None
+        if any(s is None for s in sources)
+        else np.concatenate([s for s in sources if s is not None]).astype(np.int64)
+    )
+    return Transcript(
+        concat_inputs([p.queries for p in parts]),
+        concat_answers([p.answers for p in parts]),
+        joined,
+    )
 
 
 def concat_answers(answers: list[Answer]) -> Answer:

@@ -79,8 +79,8 @@ def _least_saturated(context: AttackContext) -> Any:
     """The answered record whose smallest class probability is largest (a row of records), or
     ``None`` without records: later draws are centred there."""
     best: tuple[float, Any] | None = None
-    for queries, answers, _ in context.answered:
-        scores = answers.scores
+    for part in context.answered:
+        queries, scores = part.queries, part.answers.scores
         if scores is None or not isinstance(queries, pd.DataFrame):
             return None
         i = int(np.argmax(scores.min(axis=1)))

@@ -51,7 +51,6 @@ CVPR 2019, section 4.1 (sampling strategies).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,10 +58,10 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from multisteal.attacks.base import AttackContext, Transcript, concat_answers
+from multisteal.attacks.base import AttackContext, Transcript, join_transcripts
 from multisteal.attacks.features import attacker_features, surrogate_probabilities
 from multisteal.attacks.pool import POOL_TOO_SMALL
-from multisteal.data.inputs import concat_inputs, n_inputs, take_inputs
+from multisteal.data.inputs import n_inputs, take_inputs
 from multisteal.errors import InvalidInputError
 from multisteal.models.zoo import Classifier
 from multisteal.query.outputs import Answer
@@ -80,7 +79,6 @@ __all__ = [
     "answer_distributions",
     "check_pool",
     "gradient_bandit_step",
-    "join_transcripts",
     "knockoff_rewards",
 ]
 
@@ -90,7 +88,6 @@ BAD_CLUSTERS = "The knockoff-adaptive attack needs n_clusters >= 1 (a whole numb
 BAD_ROUNDS = "The {name} attack needs rounds >= 1 (a whole number), got {value!r}."
 BAD_LEARNING_RATE = "The knockoff-adaptive attack needs a finite learning_rate > 0, got {value!r}."
 BAD_WINDOW = "The knockoff-adaptive attack needs window >= 1 (a whole number), got {value!r}."
-NO_TRANSCRIPTS = "join_transcripts needs at least one transcript."
 NO_BUDGET = "The {name} attack has no budget left to spend: the API's ledger is used up."
 
 _TINY = 1e-12
@@ -117,25 +114,6 @@ def check_pool(name: str, context: AttackContext) -> tuple[pd.DataFrame | NDArra
     if budget > size:
         raise InvalidInputError(POOL_TOO_SMALL.format(name=name, budget=budget, size=size))
     return pool, budget
-
-
-def join_transcripts(parts: Sequence[Transcript]) -> Transcript:
-    """One transcript of ``parts`` in order (their source indices joined when all have one)."""
-    if not parts:
-        raise InvalidInputError(NO_TRANSCRIPTS)
-    if len(parts) == 1:
-        return parts[0]
-    sources = [p.source_index for p in parts]
-    joined = (
-        None
-        if any(s is None for s in sources)
-        else np.concatenate([s for s in sources if s is not None]).astype(np.int64)
-    )
-    return Transcript(
-        concat_inputs([p.queries for p in parts]),
-        concat_answers([p.answers for p in parts]),
-        joined,
-    )
 
 
 def answer_distributions(answers: Answer, n_classes: int = 0) -> NDArray[np.float64]:
