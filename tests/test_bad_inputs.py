@@ -604,8 +604,8 @@ def test_without_a_terminal_progress_is_plain_lines_and_every_run_has_a_log(tmp_
     assert not any("\x1b[" in line or "━" in line for line in lines)
     log = (out / "run.log").read_text().splitlines()
     assert log[0].endswith("multisteal 0.1.0: audit of german_credit, seeds [0]")
-    assert any(line.endswith("budget 60: metrics over 5 candidates") for line in log)
-    assert any("timing seed0/metrics[60]:" in line for line in log)
+    assert any(line.endswith("budget 60: exploring the Rashomon set (dropout)") for line in log)
+    assert any("timing seed0/explore+metrics[60]:" in line for line in log)
     assert "] finished in " in log[-1]
 
 

@@ -39,7 +39,12 @@ def test_audit_writes_every_run_file(german_run) -> None:
     for name in (*RUN_FILES, "summary.md"):
         assert (out / name).is_file(), name
     figures = sorted(p.name for p in (out / "figures").glob("*.png"))
-    assert figures == ["ambiguity_vs_budget.png", "fairness_members.png", "fidelity_vs_budget.png"]
+    assert figures == [
+        "ambiguity_vs_budget.png",
+        "convergence.png",
+        "fairness_members.png",
+        "fidelity_vs_budget.png",
+    ]
     assert "Fidelity versus multiplicity" in result.output
 
 
@@ -170,9 +175,9 @@ def test_cli_errors_are_clear(tmp_path) -> None:
     assert _error(["--split", "0.5,0.5"]) == (
         "Error: --split needs three sizes (target-train, pool, evaluation), got '0.5,0.5'."
     )
-    assert _error(["--target", "forest"]) == (
-        "Error: Invalid configuration: - target: Unknown model 'forest'. Available models: "
-        "logistic, mlp, torch-logistic, gboost, tree, cnn, tfidf-logistic, minilm-mlp."
+    assert _error(["--target", "xgboost"]) == (
+        "Error: Invalid configuration: - target: Unknown model 'xgboost'. Available models: "
+        "logistic, mlp, torch-logistic, gboost, forest, tree, cnn, tfidf-logistic, minilm-mlp."
     )
     assert _error(["--budget", "10,ten"]) == (
         "Error: --budget must be comma-separated whole numbers, got '10,ten'."

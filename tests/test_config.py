@@ -35,9 +35,9 @@ def test_yaml_round_trip(tmp_path) -> None:
         ),
         ({"budgets": []}, "Invalid configuration:\n- budgets: At least one budget is needed."),
         (
-            {"explorer": "awp"},
-            "Invalid configuration:\n- explorer: Unknown explorer 'awp'. Available explorers: "
-            "dropout, retrain.",
+            {"explorer": "sgd-noise"},
+            "Invalid configuration:\n- explorer: Unknown explorer 'sgd-noise'. Available "
+            "explorers: dropout, awp, retrain, ensemble, logistic-level-set, treefarms.",
         ),
         ({"bogus": 1}, "Invalid configuration:\n- bogus: Extra inputs are not permitted"),
         (

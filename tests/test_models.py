@@ -135,10 +135,11 @@ def test_the_encoder_is_saved_safely_and_reproduces_the_encoding(tmp_path) -> No
 
 def test_unknown_model_message() -> None:
     with pytest.raises(InvalidInputError) as info:
-        make_model("forest")
+        make_model("xgboost")
     assert str(info.value) == UNKNOWN_MODEL.format(
-        name="forest",
-        available="logistic, mlp, torch-logistic, gboost, tree, cnn, tfidf-logistic, minilm-mlp",
+        name="xgboost",
+        available="logistic, mlp, torch-logistic, gboost, forest, tree, cnn, tfidf-logistic, "
+        "minilm-mlp",
     )
 
 

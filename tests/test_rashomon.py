@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,12 +22,16 @@ from multisteal.rashomon import (
     perturbed_modules,
     rashomon_set,
 )
-from multisteal.rashomon.base import BAD_EPSILON
+from multisteal.rashomon.base import BAD_EPSILON, NOT_ACCEPTED, unwrap
 from multisteal.rashomon.dropout import (
     NO_HIDDEN_LAYERS,
     NO_LAYERS,
     NOT_TORCH,
     UNKNOWN_LAYERS,
+    hooked_forward,
+    layer_units,
+    member_masks,
+    pass_noise,
 )
 from multisteal.rashomon.retrain import SEED_HIGH, reference_seed
 from multisteal.surrogates import fit_surrogate
@@ -62,14 +68,33 @@ def _seeded(build):
 
 
 def _observe(module: nn.Sequential, explorer: DropoutExplorer, X, rng):
-    """Run ``explorer`` and measure the multiplier every Linear/Conv layer's output received.
+    """Run ``explorer``, check that every candidate is one hooked forward pass with the noise
+    the explorer documents, and measure the multiplier every Linear/Conv output received there.
 
-    Pre-hooks on every child record its input, and a hook on the Sequential its output, so
-    the (possibly noisy) output of child ``i`` is the input of child ``i + 1`` (or the
-    Sequential's output for the last child). The multiplier is that output divided by the
-    child applied to its recorded input. Returns the candidates and, per forward pass
-    (reference first), a dict child index -> multiplier array with the layer's output shape.
+    The explorer evaluates its members together (no forward pass per member), so each
+    candidate is reproduced by :func:`hooked_forward` with its noise: ``member_masks`` or
+    ``pass_noise`` of its seed in ``explorer.member_seeds`` (the same ``rng`` state), the
+    reference with none; the candidates must equal those passes (to 1e-6), so the noise
+    measured there is the noise the explorer applied. Pre-hooks on every child record its
+    input, and a hook on the Sequential its output, so the (possibly noisy) output of child
+    ``i`` is the input of child ``i + 1`` (or the Sequential's output for the last child). The
+    multiplier is that output divided by the child applied to its recorded input. Returns the
+    candidates and, per candidate (reference first), a dict child index -> multiplier array
+    with the layer's output shape.
     """
+    seeds = explorer.member_seeds(copy.deepcopy(rng))
+    cands = explorer.explore(_context(_wrap(module, X.shape[1]), X, rng))
+    targets = perturbed_modules(module, explorer.layers)
+    units = layer_units(targets)
+    rows = torch.tensor(np.concatenate([X[:50], X[50:]]), dtype=torch.float32)  # the inputs
+    shapes: list[tuple[int, ...]] = []
+    handles = [
+        t.register_forward_hook(lambda _m, _a, out: shapes.append(out.shape)) for t in targets
+    ]
+    with torch.no_grad():
+        module(rows)
+    for handle in handles:
+        handle.remove()
     passes: list[list[torch.Tensor]] = []
     handles = [module.register_forward_pre_hook(lambda _m, _a: passes.append([]))]
     for child in module:
@@ -77,8 +102,25 @@ def _observe(module: nn.Sequential, explorer: DropoutExplorer, X, rng):
             child.register_forward_pre_hook(lambda _m, args: passes[-1].append(args[0].clone()))
         )
     handles.append(module.register_forward_hook(lambda _m, _a, out: passes[-1].append(out)))
+    per_rate = explorer.members_per_rate
     try:
-        cands = explorer.explore(_context(_wrap(module, X.shape[1]), X, rng))
+        for member, row in cands.params.iterrows():
+            if row["reference"]:
+                noise = [torch.ones(u) for u in units]
+            else:
+                i, j = divmod(int(member) - 1, per_rate)  # rate-major: draw j at rate i
+                assert (row["rate"], row["draw"]) == (explorer.grid()[i], j)
+                seed, rate = int(seeds[i, j]), float(row["rate"])
+                if explorer.semantics == "per-member":
+                    noise = member_masks(seed, units, explorer.kind, rate)
+                else:
+                    noise = pass_noise(seed, shapes, explorer.kind, rate)
+            logits = hooked_forward(module, rows, noise, layers=explorer.layers)
+            expected = torch.softmax(logits.double(), dim=1).numpy()
+            got = np.concatenate(
+                [cands.output("holdout")[member], cands.output("evaluation")[member]]
+            )
+            np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
     finally:
         for handle in handles:
             handle.remove()
@@ -91,7 +133,7 @@ def _observe(module: nn.Sequential, explorer: DropoutExplorer, X, rng):
                     clean = child(seen[i]).double()
                     per_layer[i] = (seen[i + 1].double() / clean).numpy()
             multipliers.append(per_layer)
-    assert len(multipliers) == len(cands)  # one forward pass (one batch) per candidate
+    assert len(multipliers) == len(cands)  # one hooked forward pass per candidate
     return cands, multipliers
 
 
@@ -250,7 +292,10 @@ def test_hidden_layers_need_a_hidden_layer(rng) -> None:
     logistic = TorchMLPClassifier((), epochs=2, random_state=0).fit(X, y)
     with pytest.raises(InvalidInputError) as info:
         DropoutExplorer(layers="hidden").explore(_context(logistic, X, rng))
-    assert str(info.value) == NO_HIDDEN_LAYERS
+    assert DropoutExplorer(layers="hidden").accepts(logistic) == NO_HIDDEN_LAYERS
+    assert str(info.value) == NOT_ACCEPTED.format(
+        explorer="dropout", model="TorchMLPClassifier", reason=NO_HIDDEN_LAYERS
+    )
     # with layers="all" the single output layer is perturbed
     cands = DropoutExplorer(rates=[0.2], members_per_rate=2).explore(_context(logistic, X, rng))
     assert len(cands) == 3
@@ -258,7 +303,9 @@ def test_hidden_layers_need_a_hidden_layer(rng) -> None:
     for layers in ("all", "hidden"):
         with pytest.raises(InvalidInputError) as info:
             DropoutExplorer(layers=layers).explore(_context(flat, X, rng))  # type: ignore[arg-type]
-        assert str(info.value) == NO_LAYERS
+        assert str(info.value) == NOT_ACCEPTED.format(
+            explorer="dropout", model="TorchMLPClassifier", reason=NO_LAYERS
+        )
 
 
 def test_unknown_dropout_layers_are_refused() -> None:
@@ -292,9 +339,14 @@ def test_dropout_hooks_are_removed(surrogate, blobs, rng) -> None:
 def test_dropout_needs_a_torch_surrogate(blobs, rng) -> None:
     X, y = blobs
     gb = train_target("logistic", X, y)
+    assert DropoutExplorer().accepts(gb) == NOT_TORCH
     with pytest.raises(InvalidInputError) as info:
         DropoutExplorer().explore(_context(gb, X, rng))
-    assert str(info.value) == NOT_TORCH.format(cls=type(gb).__name__)
+    _, inner = unwrap(gb)
+    assert str(info.value) == NOT_ACCEPTED.format(
+        explorer="dropout", model=type(inner).__name__, reason=NOT_TORCH
+    )
+    assert "retrain, ensemble or logistic explorer" in str(info.value)
 
 
 def test_dropout_per_member_on_conv_layers_is_one_multiplier_per_channel(rng) -> None:
@@ -483,3 +535,28 @@ def test_bad_epsilon(eps) -> None:
 def test_unknown_criterion() -> None:
     with pytest.raises(InvalidInputError, match="Unknown Rashomon criterion 'auc'"):
         rashomon_set({"transcript": np.zeros(2)}, epsilon=0.1, criterion="auc")
+
+
+def test_retrain_zero_perturbation_is_the_reference(retrain_setup) -> None:
+    """Refitting with the reference's own seed on the same transcript reproduces it exactly —
+    which is why members never reuse that seed (they would be copies). Chunks of one member
+    concatenate to the same set."""
+    X, transcript, refit = retrain_setup
+    reference = refit(transcript, 11)
+    again = refit(transcript, 11)
+    np.testing.assert_array_equal(again.predict_proba(X), reference.predict_proba(X))
+    context = _retrain_context(X, reference, transcript, refit, np.random.default_rng(3))
+    whole = RetrainExplorer(n_members=3).explore(context)
+    tiny = ExplorationContext(
+        reference,
+        {"holdout": X[:10], "evaluation": X[10:]},
+        transcript,
+        refit,
+        np.random.default_rng(3),
+        max_chunk_bytes=1,
+    )
+    chunks = list(RetrainExplorer(n_members=3).explore_chunks(tiny))
+    assert [len(c) for c in chunks] == [1, 1, 1, 1]
+    np.testing.assert_array_equal(
+        np.concatenate([c.output("evaluation") for c in chunks]), whole.output("evaluation")
+    )

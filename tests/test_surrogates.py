@@ -46,5 +46,5 @@ def test_surrogate_reaches_high_fidelity(transcripts, architecture, mode) -> Non
 
 def test_unknown_surrogate(transcripts) -> None:
     _, _, t = transcripts
-    with pytest.raises(InvalidInputError, match="Unknown surrogate architecture 'forest'"):
-        fit_surrogate(t["label"], architecture="forest")
+    with pytest.raises(InvalidInputError, match="Unknown surrogate architecture 'xgboost'"):
+        fit_surrogate(t["label"], architecture="xgboost")

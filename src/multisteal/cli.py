@@ -229,7 +229,8 @@ def audit(
     target: Annotated[
         str | None,
         typer.Option(
-            help="Target model: logistic, mlp, torch-logistic, gboost (tabular); cnn (images); "
+            help="Target model: logistic, mlp, torch-logistic, gboost, forest, tree (tabular); "
+            "cnn (images); "
             "tfidf-logistic, minilm-mlp (text). Default: mlp / cnn / tfidf-logistic.",
             rich_help_panel=TARGET,
         ),
@@ -340,8 +341,21 @@ def audit(
         str, typer.Option(help="Surrogate labels: auto, hard, soft.", rich_help_panel=SURROGATE)
     ] = "auto",
     explorer: Annotated[
-        str, typer.Option(help="Rashomon explorer: dropout, retrain.", rich_help_panel=EXPLORER)
+        str,
+        typer.Option(
+            help="Rashomon explorer: dropout, awp, retrain, ensemble, logistic-level-set, "
+            "treefarms (`multisteal explorers` lists them).",
+            rich_help_panel=EXPLORER,
+        ),
     ] = "dropout",
+    explorer_param: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="An explorer parameter as key=value (repeatable), e.g. --explorer-param "
+            "n_members=50 for ensemble; dropout and retrain also have their own options.",
+            rich_help_panel=EXPLORER,
+        ),
+    ] = None,
     epsilon: Annotated[
         str, typer.Option(help="ε values, comma-separated.", rich_help_panel=EXPLORER)
     ] = "0.005,0.01,0.02",
@@ -406,6 +420,29 @@ def audit(
             rich_help_panel=METRICS,
         ),
     ] = "vectorised",
+    capacity: Annotated[
+        str,
+        typer.Option(
+            help="Rashomon Capacity: exact (converged; two classes from the extreme members) "
+            "or reference (the published code's 1,000-step stop rule).",
+            rich_help_panel=METRICS,
+        ),
+    ] = "exact",
+    convergence_orders: Annotated[
+        int,
+        typer.Option(
+            help="Random member orders behind each metric's convergence curve (0: none).",
+            rich_help_panel=METRICS,
+        ),
+    ] = 20,
+    chunk_mb: Annotated[
+        float,
+        typer.Option(
+            help="Memory bound (MB) of one chunk of members handed from the explorer to the "
+            "metrics.",
+            rich_help_panel=METRICS,
+        ),
+    ] = 256.0,
     min_group_size: Annotated[
         int,
         typer.Option(
@@ -530,18 +567,25 @@ def audit(
             "epsilons": _floats("--epsilon", epsilon),
             "criterion": criterion,
             "selection_fraction": selection_fraction,
-            "dropout": {
-                "kind": dropout_kind,
-                "semantics": dropout_semantics,
-                "layers": dropout_layers,
-                "p_max": p_max,
-                "n_rates": n_rates,
-                "rates": _floats("--rates", rates) if rates else None,
-                "members_per_rate": members_per_rate,
-            },
-            "retrain": {"n_members": retrain_members, "bootstrap": bootstrap},
+            **_explorer_sections(
+                explorer,
+                _key_values("--explorer-param", explorer_param),
+                dropout={
+                    "kind": dropout_kind,
+                    "semantics": dropout_semantics,
+                    "layers": dropout_layers,
+                    "p_max": p_max,
+                    "n_rates": n_rates,
+                    "rates": _floats("--rates", rates) if rates else None,
+                    "members_per_rate": members_per_rate,
+                },
+                retrain={"n_members": retrain_members, "bootstrap": bootstrap},
+            ),
             "holdout_fraction": holdout,
             "fairness_method": fairness_method,
+            "capacity": capacity,
+            "convergence_orders": convergence_orders,
+            "chunk_mb": chunk_mb,
             "min_group_size": min_group_size,
             "fairness_bootstrap": fairness_bootstrap,
             "baselines": {"explorer_floor": explorer_floor, "target_members": baseline_members},
@@ -590,6 +634,17 @@ def _key_values(option: str, items: list[str] | None) -> dict[str, str]:
         if not eq or not key.strip() or not value.strip():
             raise _fail(BAD_KEY_VALUE.format(option=option, value=item))
         out[key.strip()] = value.strip()
+    return out
+
+
+def _explorer_sections(
+    explorer: str, params: dict[str, str], **sections: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Every explorer's parameters beside its name (the configuration's older form): the
+    dedicated options of dropout and retrain, with ``--explorer-param`` values for the chosen
+    explorer on top."""
+    out = {name: dict(values) for name, values in sections.items()}
+    out.setdefault(explorer, {}).update(params)
     return out
 
 
@@ -861,6 +916,19 @@ def attacks() -> None:
         params = ", ".join(f"{k} ({t.__name__})" for k, t in spec.params.items())
         typer.echo(f"{name}: {spec.description}")
         typer.echo(f"    needs: {'; '.join(needs)}" + (f"; parameters: {params}" if params else ""))
+        if spec.reference:
+            typer.echo(f"    reference: {spec.reference}")
+
+
+@app.command()
+def explorers() -> None:
+    """List the Rashomon explorers: the surrogate families each explores, and its reference."""
+    from multisteal.rashomon import EXPLORERS
+
+    for name, spec in EXPLORERS.items():
+        families = "any family" if spec.families is None else ", ".join(spec.families)
+        typer.echo(f"{name}: {spec.description}")
+        typer.echo(f"    surrogates: {families}")
         if spec.reference:
             typer.echo(f"    reference: {spec.reference}")
 

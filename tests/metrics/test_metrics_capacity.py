@@ -1,4 +1,4 @@
-"""Rashomon Capacity: the vectorised Blahut–Arimoto against a slow per-sample loop."""
+"""Rashomon Capacity, reference method: the fast Blahut–Arimoto against slow per-sample loops."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from multisteal.metrics import capacity_bits, rashomon_capacity
+from multisteal.metrics import capacity, capacity_bits, rashomon_capacity
 from multisteal.metrics.capacity import _auto_chunk_size
 
 
@@ -152,3 +152,72 @@ def test_automatic_chunks_keep_memory_bounded() -> None:
     # a chunk holds (C + 2) · M · chunk_size <= 65,536 values.
     assert (2 + 2) * 500 * _auto_chunk_size(500, 2) <= 1 << 16
     assert _auto_chunk_size(100_000, 10) == 1
+
+
+def numpy_loop_capacity(
+    P: npt.NDArray[np.float64], tol: float = 1e-12, max_iter: int = 1000
+) -> npt.NDArray[np.float64]:
+    """The published per-sample loop in numpy: ``q = Pw P / col``, ``r ∝ Π_c q ** P``."""
+    M, N, _ = P.shape
+    out = np.empty(N)
+    for n in range(N):
+        W = P[:, n, :]
+        W = W[:, W.sum(axis=0) > 0]
+        pw = np.full(M, 1.0 / M)
+        for _ in range(max_iter):
+            q = pw[:, None] * W / (pw @ W)[None, :]
+            r = np.prod(np.power(q, W), axis=1)
+            r /= r.sum()
+            if np.sum((r - pw) ** 2) / M < tol:
+                break
+            pw = r
+        positive = (r[:, None] > 0) & (q > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            terms = np.where(positive, r[:, None] * W * np.log(q / r[:, None]), 0.0)
+        out[n] = 2.0 ** (terms.sum() / math.log(2.0))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("seed", "n_members", "n_classes"),
+    [(40, 30, 2), (41, 25, 7), (42, 20, 10), (43, 16, 13), (44, 12, 6)],
+)
+def test_wide_channels_equal_the_numpy_loop(seed: int, n_members: int, n_classes: int) -> None:
+    # Many members and classes: every grouping of classes in the compiled kernel's passes
+    # (2 or 4 first, then 8 or 4; odd C padded with a zero class).
+    P = random_set(seed, n_members, 6, n_classes)
+    np.testing.assert_allclose(rashomon_capacity(P), numpy_loop_capacity(P), rtol=0.0, atol=1e-9)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 5])
+def test_duplicate_members_equal_the_slow_loop(n_classes: int) -> None:
+    # Repeated members are merged into one input with a multiplicity: the same start (1/M per
+    # member), the same steps and the same stop rule as the loop over all members. A wrong
+    # multiplicity in the start or in the stop test changes the result or the stopping step.
+    P = random_set(50 + n_classes, 5, 10, n_classes)
+    P = np.concatenate([P, P[:1], P[:1], P[:1], P[2:4], P[4:5]], axis=0)  # M = 11
+    P[:, 0] = P[:1, 0]  # one sample: all members identical
+    P[1:, 1] = P[1, 1]  # one sample: all members but one identical
+    for tol, max_iter in [(1e-12, 1000), (1e-5, 1000), (1e-12, 7)]:
+        fast = rashomon_capacity(P, tol=tol, max_iter=max_iter)
+        slow = slow_rashomon_capacity(P, tol=tol, max_iter=max_iter)
+        np.testing.assert_allclose(fast, slow, rtol=0.0, atol=1e-9)
+    assert rashomon_capacity(P)[0] == 1.0
+
+
+def test_single_member_and_single_class() -> None:
+    P = random_set(60, 1, 8, 3)  # M = 1
+    np.testing.assert_array_equal(rashomon_capacity(P), np.ones(8))
+    np.testing.assert_array_equal(rashomon_capacity(P, method="exact"), np.ones(8))
+    assert rashomon_capacity(np.ones((4, 3, 1))).tolist() == [1.0, 1.0, 1.0]  # C = 1
+
+
+def test_compiled_kernel_equals_the_vectorised_numpy_path() -> None:
+    # The numpy path (used without numba) and the compiled kernel agree sample by sample.
+    if capacity._NUMBA is None:  # pragma: no cover
+        pytest.skip("numba is not installed")
+    P = random_set(70, 9, 40, 4)
+    P = np.concatenate([P, P[:2]], axis=0)
+    compiled = rashomon_capacity(P)
+    vectorised = np.clip(np.exp2(capacity._capacity_bits(P, 1e-12, 1000, None)), 1.0, 4.0)
+    np.testing.assert_allclose(compiled, vectorised, rtol=0.0, atol=1e-12)

@@ -9,7 +9,7 @@ from pathlib import Path
 import multisteal.metrics
 
 PACKAGE = Path(multisteal.metrics.__file__).parent
-ALLOWED = {"numpy", "pandas", "scipy", "sklearn", "fairlearn"}
+ALLOWED = {"numpy", "pandas", "scipy", "sklearn", "fairlearn", "numba"}
 
 
 def _sources() -> list[Path]:

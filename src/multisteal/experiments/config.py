@@ -54,9 +54,13 @@ WRONG_MODALITY = (
     "{role} {name!r} takes {modalities} inputs, but {data} holds {modality} inputs. Choose one "
     "of: {available}."
 )
-DROPOUT_NEEDS_TORCH = (
-    "The dropout explorer perturbs a torch network, and the surrogate {name!r} is not one. Use "
-    "--explorer retrain, or a torch surrogate for {modality} data: {available}."
+NEEDS_TORCH = (
+    "The {explorer} explorer perturbs a torch network, and the surrogate {name!r} is not one. "
+    "Use --explorer retrain, or a torch surrogate for {modality} data: {available}."
+)
+WRONG_FAMILY = (
+    "The {explorer} explorer explores {families} surrogates; the surrogate {name!r} is the "
+    "{family} family. Explorers for it: {others}."
 )
 PROBE_TEXT_ONLY = (
     "The EEC probe scores sentences, so it applies to text models; these data are {modality}. "
@@ -129,6 +133,7 @@ STAGES: tuple[str, ...] = (
     "explorer",
     "baselines",
     "defence",
+    "metrics",
 )
 
 
@@ -206,8 +211,73 @@ class RetrainConfig(_Strict):
     bootstrap: bool = False
 
 
-ExplorerConfig = Annotated[DropoutConfig | RetrainConfig, Field(discriminator="name")]
-"""An explorer's configuration; ``name`` says which (``dropout`` or ``retrain``)."""
+class AWPConfig(_Strict):
+    """Parameters of the adversarial-weight-perturbation explorer (Hsu & Calmon 2022)."""
+
+    name: Literal["awp"] = "awp"
+    steps: int = Field(10, ge=0)
+    step_size: float = Field(0.02, ge=0)
+    prob_target: float = Field(0.999, gt=0, le=1)
+    max_samples: int | None = Field(None, ge=1)
+    batch: int = Field(256, ge=1)
+
+
+class EnsembleConfig(_Strict):
+    """Parameters of the ensemble explorer (gradient boosting, random forests)."""
+
+    name: Literal["ensemble"] = "ensemble"
+    n_members: int = Field(20, ge=1)
+    row_fraction: float = Field(0.8, gt=0, le=1)
+    # A fraction of the reference's own feature share (1.0: the reference's setting).
+    max_features: float = Field(0.8, gt=0, le=1)
+    bootstrap: bool = False
+
+
+class LogisticLevelSetConfig(_Strict):
+    """Parameters of the logistic level-set explorer (Laplace draws inside the ε level set)."""
+
+    name: Literal["logistic-level-set"] = "logistic-level-set"
+    scales: list[float] | None = None  # each >= 0; None: the adaptive search
+    n_scales: int = Field(5, ge=1)
+    members_per_scale: int = Field(10, ge=1)
+    max_tries: int = Field(10, ge=1)
+    min_acceptance: float = Field(0.2, gt=0, le=1)
+    pilot_draws: int = Field(16, ge=1)
+    max_full_dim: int = Field(1024, ge=1)
+    damping: float = Field(1e-8, ge=0)
+
+    @field_validator("scales")
+    @classmethod
+    def _scales(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and (not value or any(not v >= 0 for v in value)):
+            raise ValueError("scales must be a non-empty list of numbers >= 0")
+        return value
+
+
+class TreeFarmsConfig(_Strict):
+    """Parameters of the TreeFARMS explorer (optional extra ``treefarms``)."""
+
+    name: Literal["treefarms"] = "treefarms"
+    regularization: float = Field(0.01, gt=0, le=1)
+    # A lone leaf has depth 1, so 3 allows two levels of splits; 4 (three levels) takes 30-45 s
+    # per exploration on Adult or German credit, 3 about 1 s.
+    depth_budget: int = Field(3, ge=1)
+    rashomon_multiplier: float = Field(0.05, gt=0)
+    max_members: int = Field(200, ge=1)
+    n_thresholds: int = Field(4, ge=1)
+    probabilities: Literal["leaf", "onehot"] = "leaf"
+
+
+ExplorerConfig = Annotated[
+    DropoutConfig
+    | AWPConfig
+    | RetrainConfig
+    | EnsembleConfig
+    | LogisticLevelSetConfig
+    | TreeFarmsConfig,
+    Field(discriminator="name"),
+]
+"""An explorer's configuration; ``name`` says which (see ``multisteal explorers``)."""
 
 
 class DefenceConfig(_Strict):
@@ -320,6 +390,13 @@ class AuditConfig(_Strict):
     criterion: Literal["transcript", "transcript-loss", "test-fidelity", "test-loss"] = "transcript"
     selection_fraction: float = 0.5
     baselines: BaselineConfig = BaselineConfig()
+    # Rashomon Capacity: "exact" (the converged capacity; for two classes from the two extreme
+    # members) or "reference" (the published code's stop rule: 1,000 Blahut–Arimoto steps).
+    capacity: Literal["exact", "reference"] = "exact"
+    # Random member orders behind each metric's convergence curve (0 turns the curves off).
+    convergence_orders: int = Field(20, ge=0)
+    # Memory bound of one chunk of candidate outputs handed from the explorer to the metrics.
+    chunk_mb: float = Field(256.0, gt=0)
 
     fairness_method: Literal["vectorised", "fairlearn"] = "vectorised"
     min_group_size: int = Field(20, ge=0)
@@ -428,7 +505,7 @@ class AuditConfig(_Strict):
         if not isinstance(data, dict):
             return data
         out = dict(data)
-        legacy = {k: out.pop(k) for k in ("dropout", "retrain") if k in out}
+        legacy = {k: out.pop(k) for k in EXPLORERS if k in out}
         explorer = out.get("explorer")
         if explorer is None and "retrain" in legacy:
             # without a name the explorer is dropout, and a retrain section would be ignored
@@ -519,11 +596,29 @@ class AuditConfig(_Strict):
                         available=", ".join(models_for(modality)),
                     )
                 )
-        if EXPLORERS[self.explorer.name].needs_torch and not self.surrogate_family.torch:
+        spec = EXPLORERS[self.explorer.name]
+        if spec.needs_torch and not self.surrogate_family.torch:
             torch_ones = [n for n in models_for(modality) if MODELS[n].torch]
             raise ValueError(
-                DROPOUT_NEEDS_TORCH.format(
-                    name=self.surrogate, modality=modality, available=", ".join(torch_ones)
+                NEEDS_TORCH.format(
+                    explorer=spec.name,
+                    name=self.surrogate,
+                    modality=modality,
+                    available=", ".join(torch_ones),
+                )
+            )
+        if not spec.accepts_family(self.surrogate_family.name):
+            assert spec.families is not None
+            fitting = [
+                e for e, x in EXPLORERS.items() if x.accepts_family(self.surrogate_family.name)
+            ]
+            raise ValueError(
+                WRONG_FAMILY.format(
+                    explorer=spec.name,
+                    families=", ".join(spec.families),
+                    name=self.surrogate,
+                    family=self.surrogate_family.name,
+                    others=", ".join(fitting),
                 )
             )
         if self.probe == "eec" and modality != "text":
@@ -634,6 +729,8 @@ class AuditConfig(_Strict):
         params = self.explorer.model_dump(exclude={"name"})
         if isinstance(self.explorer, DropoutConfig):
             params["layers"] = self.dropout_layers
+        if isinstance(self.explorer, LogisticLevelSetConfig):
+            params["labels"] = self.labels  # the targets the surrogate was trained on
         return params
 
     def encoder_params(self) -> dict[str, Any]:

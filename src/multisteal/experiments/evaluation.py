@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import hashlib
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,17 +14,21 @@ from numpy.typing import NDArray
 
 from multisteal import metrics
 from multisteal.data.inputs import n_inputs
+from multisteal.errors import InvalidInputError
 from multisteal.experiments import schema
 from multisteal.experiments.config import AuditConfig
 from multisteal.experiments.data import PreparedData
+from multisteal.metrics.streaming import StreamingMultiplicity, convergence_summary, settled
 from multisteal.rashomon import Candidates
-from multisteal.rashomon.base import PROBE
+from multisteal.rashomon.base import EMPTY_SET, PROBE, EmptyRashomonSetWarning
 
 __all__ = [
     "EvaluationContext",
+    "Measured",
     "SetSelection",
     "fairness_of_members",
     "favourable",
+    "in_rashomon_set",
     "small_cells_note",
 ]
 
@@ -127,49 +133,166 @@ class EvaluationContext:
 
     def evaluate(
         self,
-        candidates: Candidates,
-        losses: Mapping[str, NDArray[np.float64]],
-        selections: Sequence[SetSelection],
+        chunks: Iterable[Candidates],
         *,
+        losses_of: Callable[[Candidates], Mapping[str, NDArray[np.float64]]] | None,
+        epsilons: Sequence[float] | None,
+        criterion: str | None,
         key: str,
-        describe: Mapping[str, object],
+        describe: Callable[[], Mapping[str, object]],
         extra: Mapping[str, object],
-    ) -> tuple[list[dict[str, Any]], pd.DataFrame, dict[str, NDArray[Any]]]:
-        """Rows (per set × reference), member records and per-sample arrays of the sets.
+        rng: np.random.Generator | None = None,
+    ) -> Measured:
+        """Measure the Rashomon sets of a stream of candidate chunks, never holding them all.
 
-        Row 0 of ``candidates`` is the set's reference model (the stolen surrogate, or the
-        baseline's reference); ``key`` prefixes the per-sample arrays (``b1000``, ``floor``…).
+        Chunks arrive as the explorer yields them (row 0 of the first one is the set's
+        reference model: the stolen surrogate or the baseline's reference). Candidates
+        identical to an earlier one on every input set are one model (``copies`` counts
+        them). With ``epsilons``, every ε gives the set ``L(m) <= L(reference) + ε`` under
+        ``criterion`` (``losses_of`` gives each candidate's losses); without, one set holds
+        every candidate (ε NaN). ``key`` prefixes the per-sample arrays (``b1000``, ``floor``…).
+        ``describe`` gives the explorer's parameters once the chunks are consumed (an explorer
+        may record what its run found, e.g. the scales it accepted).
         """
-        data = self.data
-        P = candidates.output("evaluation")
-        d = metrics.decisions(P)
-        # "seed" names the audit's seed in every table; a member's own seed is "member_seed".
-        per_member = candidates.params.rename(columns={"seed": "member_seed"})
-        for name, values in losses.items():
-            per_member[f"loss[{name}]"] = values
-        per_member["agreement"] = metrics.member_agreement(d, self.t)
-        per_member["accuracy"] = metrics.member_accuracy(data.y_eval, d)
-        per_member["probability_fidelity"] = metrics.member_probability_fidelity(P, self.P_target)
-        union = np.unique(np.concatenate([s.members for s in selections] + [np.zeros(1, int)]))
-        fairness = fairness_of_members(
-            self.config, data, d[union], P=P[union], positive_rate=self.target_positive_rate
+        config, data = self.config, self.data
+        C = data.dataset.n_classes
+        selections: list[float] = list(epsilons) if epsilons is not None else [float("nan")]
+        stream_rng = rng if rng is not None else np.random.default_rng(0)
+        seen: dict[bytes, int] = {}
+        frames: list[pd.DataFrame] = []
+        copies: list[int] = []
+        accumulators: list[StreamingMultiplicity] = []
+        in_set: list[list[NDArray[np.int64]]] = [[] for _ in selections]
+        reference_loss = float("nan")
+        reference_P: NDArray[np.float64] | None = None
+        kind = "models"
+        measured_members = 0
+        for chunk in chunks:
+            kind = chunk.kind
+            keep = _new_rows(chunk, seen, copies, start=measured_members)
+            if not keep.size:
+                continue
+            chunk = _take(chunk, keep)
+            B = len(chunk)
+            P = chunk.output("evaluation")
+            d = metrics.decisions(P)
+            # "seed" and "epsilon" name the audit's; a member's own are member_seed, member_epsilon
+            frame = chunk.params.rename(
+                columns={"seed": "member_seed", "epsilon": "member_epsilon"}
+            ).reset_index(drop=True)
+            frame.index = np.arange(measured_members, measured_members + B)
+            losses = dict(losses_of(chunk)) if losses_of is not None else {}
+            for name, values in losses.items():
+                frame[f"loss[{name}]"] = values
+            if reference_P is None:
+                reference_P = P[0]
+                if epsilons is not None:
+                    if criterion is None or criterion not in losses:
+                        raise InvalidInputError(
+                            f"The candidates have no {criterion!r} loss to filter them by."
+                        )
+                    reference_loss = float(losses[criterion][0])
+                accumulators = [
+                    StreamingMultiplicity(
+                        labels=data.y_eval,
+                        references={"target": self.t, "surrogate": metrics.decisions(P[:1])[0]},
+                        n_classes=C,
+                        capacity=config.capacity,
+                        # A channel row is no member of a growing set: no convergence curve.
+                        n_orders=config.convergence_orders if kind == "models" else 0,
+                        rng=np.random.default_rng(stream_rng.integers(0, 2**63 - 1)),
+                        # One memory bound for all the sets of this stream together.
+                        max_retained_bytes=MAX_RETAINED_BYTES // len(selections),
+                    )
+                    for _ in selections
+                ]
+            if epsilons is None:
+                masks = [np.ones(B, dtype=np.bool_)]
+            else:
+                assert criterion is not None
+                masks = [
+                    in_rashomon_set(losses[criterion], reference_loss, eps) for eps in selections
+                ]
+            union = np.flatnonzero(np.logical_or.reduce(masks))
+            if kind == "models":
+                frame["agreement"] = metrics.member_agreement(d, self.t)
+                frame["accuracy"] = metrics.member_accuracy(data.y_eval, d)
+                frame["probability_fidelity"] = metrics.member_probability_fidelity(
+                    P, self.P_target
+                )
+                if union.size:
+                    fairness = fairness_of_members(
+                        config,
+                        data,
+                        d[union],
+                        P=P[union],
+                        positive_rate=self.target_positive_rate,
+                    )
+                    fairness.index = frame.index[union]
+                    frame = frame.join(fairness)
+                if PROBE in chunk.outputs and data.probe is not None:
+                    for column, values in probe_gaps(chunk.output(PROBE), data).items():
+                        frame[column] = values
+            for i, mask in enumerate(masks):
+                if not mask.any():
+                    continue
+                in_set[i].append(frame.index.to_numpy()[mask])
+                member_values = (
+                    {
+                        column: frame[column].to_numpy(dtype=np.float64)[mask]
+                        for column in [*self.target_fairness, "agreement", "accuracy"]
+                        if column in frame
+                    }
+                    if kind == "models"
+                    else {}
+                )
+                accumulators[i].update(P[mask], member_values=member_values)
+            frames.append(frame)
+            measured_members += B
+        if reference_P is None:
+            raise InvalidInputError("The explorer produced no candidates.")
+        per_member = pd.concat(frames)
+        per_member["copies"] = np.asarray(copies, dtype=np.int64)
+        return self._sets(
+            per_member,
+            accumulators,
+            [np.concatenate(m) if m else np.zeros(0, np.int64) for m in in_set],
+            selections,
+            reference_P=reference_P,
+            kind=kind,
+            key=key,
+            describe=describe,
+            extra={**extra, "reference_loss": reference_loss},
+            criterion=criterion,
         )
-        fairness.index = union
-        per_member = per_member.join(fairness)
-        if PROBE in candidates.outputs and data.probe is not None:
-            for column, values in probe_gaps(candidates.output(PROBE), data).items():
-                per_member[column] = values
 
-        s = d[0]
+    def _sets(
+        self,
+        per_member: pd.DataFrame,
+        accumulators: Sequence[StreamingMultiplicity],
+        in_set: Sequence[NDArray[np.int64]],
+        selections: Sequence[float],
+        *,
+        reference_P: NDArray[np.float64],
+        kind: str,
+        key: str,
+        describe: Callable[[], Mapping[str, object]],
+        extra: Mapping[str, object],
+        criterion: str | None,
+    ) -> Measured:
+        data = self.data
+        s = metrics.decisions(reference_P[np.newaxis])[0]
         reference_fairness = {
-            f"{column}_reference": per_member[column].to_numpy(dtype=np.float64)[0]
+            f"{column}_reference": (
+                float(per_member[column].iloc[0]) if column in per_member else float("nan")
+            )
             for column in self.target_fairness
         }
-        # Candidates arrive de-duplicated (distinct_candidates): "copies" counts the candidates
-        # each distinct member stands for.
         n_candidates = int(per_member["copies"].sum())
         base: dict[str, Any] = {
             **extra,
+            "candidate_kind": kind,
+            "capacity_mode": self.config.capacity,
             "n_candidates": n_candidates,
             "n_distinct": len(per_member),
             "n_duplicates": n_candidates - len(per_member),
@@ -191,38 +314,50 @@ class EvaluationContext:
             "target_accuracy": metrics.accuracy(data.y_eval, self.t),
             "surrogate_accuracy": metrics.accuracy(data.y_eval, s),
             "surrogate_agreement": metrics.agreement(self.t, s),
-            "surrogate_probability_fidelity": metrics.probability_fidelity(self.P_target, P[0]),
-            **{f"explorer_{k}" if k != "explorer" else k: v for k, v in describe.items()},
+            "surrogate_probability_fidelity": metrics.probability_fidelity(
+                self.P_target, reference_P
+            ),
+            **{f"explorer_{k}" if k != "explorer" else k: v for k, v in describe().items()},
             **reference_fairness,
         }
         rows: list[dict[str, Any]] = []
         member_frames: list[pd.DataFrame] = []
-        arrays: dict[str, NDArray[Any]] = {f"{key}/surrogate_probabilities": P[0]}
-        n_classes = P.shape[2]
-        for selection in selections:
-            members, eps = selection.members, selection.epsilon
+        curves: list[pd.DataFrame] = []
+        arrays: dict[str, NDArray[Any]] = {f"{key}/surrogate_probabilities": reference_P}
+        for eps, members, accumulator in zip(selections, in_set, accumulators, strict=True):
             size = int(members.size)
+            if size == 0 and np.isfinite(eps):
+                warnings.warn(
+                    EMPTY_SET.format(epsilon=eps, criterion=criterion),
+                    EmptyRashomonSetWarning,
+                    stacklevel=3,
+                )
             set_key = f"{key}/eps{eps:g}" if np.isfinite(eps) else key
-            frame = per_member.iloc[members].copy()
+            frame = per_member.loc[members].copy()
             frame.insert(0, "epsilon", eps)
             member_frames.append(frame)
             set_row = {**base, "epsilon": eps, "set_size": size}
             set_row["set_copies"] = int(frame["copies"].sum())
-            set_row.update(self._set_metrics(size, frame))
+            set_row.update(self._set_metrics(size, frame, kind))
+            scalars: dict[str, float] = {}
             if size:
-                P_R, d_R = P[members], d[members]
-                per_sample: dict[str, NDArray[Any]] = {
-                    "ambiguous_vs_target": metrics.ambiguous_samples(d_R, self.t),
-                    "ambiguous_vs_surrogate": metrics.ambiguous_samples(d_R, s),
-                    "disagreement": metrics.disagreement(d_R, n_classes=n_classes),
-                    "viable_prediction_range": metrics.viable_prediction_range(P_R, data.y_eval),
-                    "score_variance": metrics.score_variance(P_R, data.y_eval),
-                    "rashomon_capacity": metrics.rashomon_capacity(P_R),
-                }
+                per_sample = accumulator.per_sample()
+                scalars = accumulator.scalars()
                 for name, values in per_sample.items():
                     arrays[f"{set_key}/{name}"] = values
                 set_row.update(_sample_summaries(per_sample))
                 set_row.update(self._per_class(per_sample))
+                curve = accumulator.convergence()
+                if not curve.empty:
+                    summary = convergence_summary(curve)
+                    summary.insert(0, "epsilon", eps)
+                    curves.append(summary)
+                    for _, verdict in settled(curve, lower_bounds=LOWER_BOUNDS).iterrows():
+                        # NaN: too few members for a verdict
+                        set_row[f"settled[{verdict['metric']}]"] = (
+                            float("nan") if verdict["settled"] is None else bool(verdict["settled"])
+                        )
+                        set_row[f"change_from_half[{verdict['metric']}]"] = float(verdict["change"])
             for reference, r in (("target", self.t), ("surrogate", s)):
                 row = {**set_row, "reference": reference}
                 # The set's reference model is always a member, so ambiguity against r splits
@@ -230,14 +365,18 @@ class EvaluationContext:
                 infidelity = float(np.mean(s != r))
                 row["reference_infidelity"] = infidelity
                 if size:
-                    row["ambiguity"] = metrics.ambiguity(d[members], r)
-                    row["discrepancy"] = metrics.discrepancy(d[members], r)
+                    row["ambiguity"] = scalars[f"ambiguity[{reference}]"]
+                    # A channel row is a different model on every sample: no disagreement rate.
+                    row["discrepancy"] = (
+                        scalars[f"discrepancy[{reference}]"] if kind == "models" else float("nan")
+                    )
                     row["excess_ambiguity"] = row["ambiguity"] - infidelity
                 else:
                     row["ambiguity"] = row["discrepancy"] = float("nan")
                     row["excess_ambiguity"] = float("nan")
                 rows.append(row)
-        return rows, pd.concat(member_frames, ignore_index=True), arrays
+        convergence = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame()
+        return Measured(rows, pd.concat(member_frames, ignore_index=True), arrays, convergence)
 
     def _per_class(self, per_sample: Mapping[str, NDArray[Any]]) -> dict[str, float]:
         """Multiplicity among the evaluation rows of each true class (e.g. among malignant
@@ -260,8 +399,10 @@ class EvaluationContext:
             out[schema.per_class_column("class_rows", str(name))] = float(rows.sum())
         return out
 
-    def _set_metrics(self, size: int, frame: pd.DataFrame) -> dict[str, float]:
+    def _set_metrics(self, size: int, frame: pd.DataFrame, kind: str) -> dict[str, float]:
         out: dict[str, float] = {}
+        if kind != "models":  # a channel row is no single model: no per-member statistics
+            size = 0
         for column, target_value in self.target_probe.items():
             if column not in frame:
                 continue
@@ -271,11 +412,15 @@ class EvaluationContext:
             out[f"{column}_max"] = float(values.max()) if size else float("nan")
             out[f"{column}_range"] = float(values.max() - values.min()) if size else float("nan")
         for column in ("agreement", "accuracy", "probability_fidelity"):
-            values = frame[column].to_numpy(dtype=np.float64)
+            values = frame[column].to_numpy(dtype=np.float64) if column in frame else np.zeros(0)
             out[f"set_{column}_min"] = float(values.min()) if size else float("nan")
             out[f"set_{column}_max"] = float(values.max()) if size else float("nan")
         for column, target_value in self.target_fairness.items():
-            values = frame[column].to_numpy(dtype=np.float64)
+            values = (
+                frame[column].to_numpy(dtype=np.float64)
+                if column in frame and size
+                else np.zeros(0)
+            )
             finite = values[np.isfinite(values)]
             known = bool(np.isfinite(target_value))
             summary = metrics.summarize_set(finite, target=target_value if known else 0.0)
@@ -284,7 +429,7 @@ class EvaluationContext:
             for stat, value in summary.items():
                 out[f"{column}_{stat}"] = float(value)
             matched = f"{column}_{MATCHED}"
-            if matched in frame:
+            if matched in frame and size:
                 m_values = frame[matched].to_numpy(dtype=np.float64)
                 m_values = m_values[np.isfinite(m_values)]
                 summary = metrics.summarize_set(m_values, target=0.0)
@@ -294,6 +439,66 @@ class EvaluationContext:
                 for stat, value in self.target_bootstrap[column].items():
                     out[f"{column}_target_boot_{stat}"] = value
         return out
+
+
+MAX_RETAINED_BYTES = 2 * 2**30
+"""Members' probabilities kept for Rashomon Capacity (more than two classes, or the reference
+mode), over all the ε-sets of one exploration together."""
+LOWER_BOUNDS: dict[str, float] = {"rashomon_capacity_mean": 1.0}
+"""Smallest possible value of a convergence metric other than 0 (settling is judged on the
+excess over it)."""
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What measuring one stream of candidates gives: result rows (per set × reference),
+    member records, per-sample arrays and the convergence curves of every set."""
+
+    rows: list[dict[str, Any]]
+    members: pd.DataFrame
+    arrays: dict[str, NDArray[Any]]
+    convergence: pd.DataFrame
+
+
+def in_rashomon_set(
+    losses: NDArray[np.float64], reference_loss: float, epsilon: float
+) -> NDArray[np.bool_]:
+    """``L(m) <= L(reference) + ε`` (METRICS.md), with the same tiny tolerance as
+    :func:`~multisteal.rashomon.rashomon_set` so the reference and exact ties stay inside."""
+    out: NDArray[np.bool_] = np.asarray(losses) <= reference_loss + epsilon + 1e-12
+    return out
+
+
+def _new_rows(
+    chunk: Candidates, seen: dict[bytes, int], copies: list[int], *, start: int
+) -> NDArray[np.int64]:
+    """Rows of ``chunk`` that are not a copy of an earlier candidate (bit-identical outputs on
+    every input set); a copy increments its original's count in ``copies``."""
+    keys = list(chunk.outputs)
+    keep: list[int] = []
+    for m in range(len(chunk)):
+        digest = hashlib.sha256()
+        for name in keys:
+            digest.update(np.ascontiguousarray(chunk.outputs[name][m]).tobytes())
+        fingerprint = digest.digest()
+        if fingerprint in seen:
+            copies[seen[fingerprint]] += 1
+            continue
+        seen[fingerprint] = start + len(keep)
+        copies.append(1)
+        keep.append(m)
+    return np.asarray(keep, dtype=np.int64)
+
+
+def _take(chunk: Candidates, rows: NDArray[np.int64]) -> Candidates:
+    if rows.size == len(chunk):
+        return chunk
+    return Candidates(
+        chunk.explorer,
+        chunk.params.iloc[rows].reset_index(drop=True),
+        {k: v[rows] for k, v in chunk.outputs.items()},
+        chunk.kind,
+    )
 
 
 def _sample_summaries(per_sample: Mapping[str, NDArray[Any]]) -> dict[str, float]:

@@ -35,7 +35,7 @@ INPUT_CHANGED = (
     "Start anew with --force."
 )
 #: Settings that change how a run is computed, not what it computes.
-EXECUTION_ONLY = ("workers", "threads")
+EXECUTION_ONLY = ("workers", "threads", "chunk_mb")
 
 RUN_FILES = (
     "config.yaml",
@@ -45,6 +45,7 @@ RUN_FILES = (
     "baselines.csv",
     "samples.npz",
     "query_log.csv",
+    "convergence.csv",
     "timings.csv",
 )
 
@@ -120,6 +121,7 @@ def read_result(config: AuditConfig, out: str | Path) -> dict[int, AuditResult]:
         return {}
     members, baselines, log = table("members.csv"), table("baselines.csv"), table("query_log.csv")
     timings = table("timings.csv")
+    convergence = table("convergence.csv") if (folder / "convergence.csv").is_file() else None
     for name, frame in (("members.csv", members), ("query_log.csv", log)):
         if frame.empty or "seed" not in frame:
             raise ConfigError(NOT_A_RUN.format(out=folder, file=name))
@@ -144,6 +146,7 @@ def read_result(config: AuditConfig, out: str | Path) -> dict[int, AuditResult]:
             baselines=rows(baselines),
             samples={k[len(prefix) :]: v for k, v in samples.items() if k.startswith(prefix)},
             query_log=rows(log),
+            convergence=rows(convergence) if convergence is not None else pd.DataFrame(),
             timings={
                 str(step)[len(prefix) :]: float(sec)
                 for step, sec in zip(
@@ -179,6 +182,7 @@ def write_run(result: AuditResult, out: str | Path) -> Path:
     atomic("members.csv", lambda p: result.members.to_csv(p, index=False))
     atomic("baselines.csv", lambda p: result.baselines.to_csv(p, index=False))
     atomic("query_log.csv", lambda p: result.query_log.to_csv(p, index=False))
+    atomic("convergence.csv", lambda p: result.convergence.to_csv(p, index=False))
     atomic(
         "timings.csv",
         lambda p: p.write_text(

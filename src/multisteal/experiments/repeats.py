@@ -54,6 +54,7 @@ def combine_results(config: AuditConfig, parts: Sequence[AuditResult]) -> AuditR
         baselines=stack("baselines"),
         samples=samples,
         query_log=stack("query_log"),
+        convergence=stack("convergence"),
         timings=timings,
         target=first.target,
         target_metadata=first.target_metadata,
@@ -91,10 +92,18 @@ def merge_previous(previous: AuditResult | None, new: AuditResult) -> AuditResul
         baselines=new.baselines,
         samples={**previous.samples, **new.samples},
         query_log=ordered(kept(previous.query_log, attacker_only=True), new.query_log),
+        convergence=ordered(_stolen(kept(previous.convergence)), new.convergence),
         timings={**previous.timings, **new.timings},
         target=new.target,
         target_metadata=new.target_metadata,
     )
+
+
+def _stolen(frame: pd.DataFrame) -> pd.DataFrame:
+    """The stolen sets' rows of a convergence table (the baselines are recomputed)."""
+    if frame.empty or "set" not in frame:
+        return frame.iloc[0:0]
+    return frame[frame["set"] == "stolen"]
 
 
 def _finished(previous: AuditResult | None) -> frozenset[int]:

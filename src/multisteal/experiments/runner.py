@@ -16,7 +16,7 @@ in worker processes when ``workers > 1`` (:mod:`multisteal.experiments.repeats`)
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +38,7 @@ from multisteal.data.inputs import TabularSpec, n_inputs
 from multisteal.errors import ConfigError, InvalidInputError
 from multisteal.experiments.config import AuditConfig
 from multisteal.experiments.data import PreparedData, prepare_data
-from multisteal.experiments.evaluation import EvaluationContext, SetSelection
+from multisteal.experiments.evaluation import EvaluationContext, Measured
 from multisteal.experiments.targets import check_target_metadata, target_family
 from multisteal.metrics import accuracy, agreement, expected_calibration_error
 from multisteal.models import Classifier, load_model
@@ -50,14 +50,11 @@ from multisteal.query.defences import make_defences
 from multisteal.rashomon import (
     EXPLORERS,
     Candidates,
-    DropoutExplorer,
     ExplorationContext,
     Explorer,
     candidate_losses,
-    distinct_candidates,
-    rashomon_set,
 )
-from multisteal.rashomon.base import PROBE, SELECTION
+from multisteal.rashomon.base import PROBE, SELECTION, check_accepts
 from multisteal.surrogates import LabelKind, fit_surrogate, surrogate_targets
 
 __all__ = ["AuditResult", "PreparedData", "make_explorer", "prepare_data", "run_single_audit"]
@@ -107,6 +104,10 @@ class AuditResult:
         detector; ``honest``, the evaluation rows through that same service, for the
         ``honest_*`` columns; ``auditor``, the evaluation rows with full probabilities;
         ``baseline``, the whole pool for the explorer floor).
+    convergence : every set's metrics as a function of its number of members: one row per
+        seed × set (``set``: ``stolen``, ``explorer_floor``, ``target_retrain``) × budget × ε ×
+        metric × fraction, with the mean subset ``size``, the mean ``value`` over random member
+        orders and its 95 % interval ``low``–``high``.
     timings : seconds spent per step (keys prefixed by the seed).
     target : the first seed's target model, a raw-input model whose encoder was fitted on that
         seed's target-train rows (saved as an artifact with the run).
@@ -119,6 +120,7 @@ class AuditResult:
     baselines: pd.DataFrame
     samples: dict[str, NDArray[Any]]
     query_log: pd.DataFrame
+    convergence: pd.DataFrame = field(default_factory=pd.DataFrame)
     timings: dict[str, float] = field(default_factory=dict)
     target: Classifier | None = None
     target_metadata: dict[str, Any] = field(default_factory=dict)
@@ -168,6 +170,7 @@ class _Audit:
     results: list[dict[str, Any]] = field(default_factory=list)
     members: list[pd.DataFrame] = field(default_factory=list)
     baselines: list[dict[str, Any]] = field(default_factory=list)
+    convergence: list[pd.DataFrame] = field(default_factory=list)
 
     def _timed(self, name: str, clock: float) -> float:
         now = time.perf_counter()
@@ -304,7 +307,14 @@ class _Audit:
         whatever the attack's transcript holds (an attack may keep only the labels)."""
         return self._fit(part, seed, labels="auto")
 
-    def _fit(self, part: Transcript, seed: int, *, labels: LabelKind) -> Classifier:
+    def _fit(
+        self,
+        part: Transcript,
+        seed: int,
+        *,
+        labels: LabelKind,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Classifier:
         config = self.config
         return fit_surrogate(
             part,
@@ -313,7 +323,7 @@ class _Audit:
             random_state=seed,
             input_spec=self.data.input_spec,
             encoder_params=config.encoder_params(),
-            **config.surrogate_params,
+            **{**config.surrogate_params, **(overrides or {})},
         )
 
     def _budget(self, budget: int) -> None:
@@ -367,14 +377,13 @@ class _Audit:
 
         say(f"budget {budget}: exploring the Rashomon set ({self.explorer.name})")
         explorer_rng = np.random.default_rng([config.stage_seed("explorer"), budget])
-        candidates = self.explorer.explore(
-            self._exploration(surrogate, holdout, train_part, explorer_rng)
-        )
-        clock = self._timed(f"explore[{budget}]", clock)
-        say(f"budget {budget}: metrics over {len(candidates)} candidates")
+        exploration = self._exploration(surrogate, holdout, train_part, explorer_rng)
+        check_accepts(self.explorer, surrogate)
         labels = "soft" if surrogate_targets(train_part, config.labels).ndim == 2 else "hard"
-        rows, members, arrays = self._measure(
-            candidates,
+        # The explorer yields chunks and the metrics consume them as they come: exploring and
+        # measuring are one step (timed as explore+metrics).
+        measured = self._measure(
+            self.explorer.explore_chunks(exploration),
             holdout,
             key=f"b{budget}",
             extra={
@@ -383,11 +392,14 @@ class _Audit:
                 "labels": labels,
                 **attack_info,
             },
+            rng=np.random.default_rng([config.stage_seed("metrics"), budget]),
         )
-        self.results += rows
-        self.members.append(members.assign(budget=budget))
-        self.context.samples.update(arrays)
-        self._timed(f"metrics[{budget}]", clock)
+        self.results += measured.rows
+        self.members.append(measured.members.assign(budget=budget))
+        self.context.samples.update(measured.arrays)
+        if not measured.convergence.empty:
+            self.convergence.append(measured.convergence.assign(budget=budget, set="stolen"))
+        self._timed(f"explore+metrics[{budget}]", clock)
 
     def _recovered_agreement(
         self, attack: Any, api: LocalQueryAPI, transcript: Transcript
@@ -466,34 +478,54 @@ class _Audit:
         train_part: Transcript,
         rng: np.random.Generator,
     ) -> ExplorationContext:
+        config = self.config
         inputs: dict[str, Any] = {"holdout": holdout.queries, "evaluation": self.data.X_eval}
         if n_inputs(self.data.X_select):
             inputs[SELECTION] = self.data.X_select
         if self.data.probe is not None:
             inputs[PROBE] = self.data.probe.inputs
+
+        def criterion_loss(chunk: Candidates) -> NDArray[np.float64]:
+            losses = candidate_losses(
+                chunk, holdout=holdout.answers, target_probabilities=self.P_select
+            )
+            if config.criterion not in losses:
+                raise InvalidInputError(
+                    f"The candidates have no {config.criterion!r} loss (no outputs on the rows "
+                    "that criterion is measured on)."
+                )
+            return losses[config.criterion]
+
+        def refit_with(part: Transcript, seed: int, params: Mapping[str, Any]) -> Classifier:
+            return self._fit(part, seed, labels=config.labels, overrides=params)
+
         return ExplorationContext(
-            surrogate=reference, inputs=inputs, transcript=train_part, refit=self.refit, rng=rng
+            surrogate=reference,
+            inputs=inputs,
+            transcript=train_part,
+            refit=self.refit,
+            rng=rng,
+            refit_with=refit_with,
+            criterion_loss=criterion_loss,
+            epsilons=tuple(config.epsilons),
+            max_chunk_bytes=int(config.chunk_mb * 2**20),
         )
 
     def _measure(
         self,
-        candidates: Candidates,
+        chunks: Iterable[Candidates],
         holdout: Transcript | None,
         *,
         key: str,
         extra: dict[str, Any],
-    ) -> tuple[list[dict[str, Any]], pd.DataFrame, dict[str, NDArray[Any]]]:
+        rng: np.random.Generator,
+    ) -> Measured:
         config = self.config
-        distinct, _ = distinct_candidates(candidates)
-        losses = candidate_losses(
-            distinct,
-            holdout=None if holdout is None else holdout.answers,
-            target_probabilities=self.P_select,
-        )
-        selections = [
-            SetSelection(eps, rashomon_set(losses, epsilon=eps, criterion=config.criterion).members)
-            for eps in config.epsilons
-        ]
+        answers = None if holdout is None else holdout.answers
+
+        def losses_of(chunk: Candidates) -> dict[str, NDArray[np.float64]]:
+            return candidate_losses(chunk, holdout=answers, target_probabilities=self.P_select)
+
         # ε is absolute: report the reference's loss and, for 0-1 losses, their step (1/rows).
         zero_one = config.criterion in ("transcript", "test-fidelity") or (
             config.criterion == "transcript-loss"
@@ -501,17 +533,19 @@ class _Audit:
             and holdout.answers.soft_targets() is None
         )
         rows = n_inputs(self.data.X_select) if config.is_split_criterion else len(holdout or ())
-        scale = {
-            "reference_loss": float(losses[config.criterion][0]),
-            "criterion_step": 1.0 / rows if zero_one and rows else float("nan"),
-        }
         return self.context.evaluate(
-            distinct,
-            losses,
-            selections,
+            chunks,
+            losses_of=losses_of,
+            epsilons=config.epsilons,
+            criterion=config.criterion,
             key=key,
-            describe=self.explorer.describe(),
-            extra={**self._labels(), **extra, **scale},
+            describe=self.explorer.describe,
+            extra={
+                **self._labels(),
+                **extra,
+                "criterion_step": 1.0 / rows if zero_one and rows else float("nan"),
+            },
+            rng=rng,
         )
 
     def _labels(self) -> dict[str, Any]:
@@ -554,28 +588,30 @@ class _Audit:
         holdout = transcript.take(np.sort(order[:n_hold]))
         train_part = transcript.take(np.sort(order[n_hold:]))
         explorer_rng = np.random.default_rng([config.stage_seed("explorer"), 0])
-        candidates: Candidates | None = None
+        chunks: Iterator[Candidates] | None = None
         on = FLOOR_ON_TARGET
-        if isinstance(self.explorer, DropoutExplorer) and _has_module(self.target):
-            try:
-                candidates = self.explorer.explore(
-                    self._exploration(self.target, holdout, train_part, explorer_rng)
-                )
-            except InvalidInputError:
-                candidates = None  # e.g. hidden-layer dropout on a target without hidden layers
-        if candidates is None:
+        explorer = self.explorer
+        # An explorer that perturbs the model it is given runs on the target when it accepts it
+        # (e.g. not hidden-layer dropout on a target without hidden layers).
+        if not getattr(explorer, "refits", False) and explorer.accepts(self.target) is None:
+            chunks = explorer.explore_chunks(
+                self._exploration(self.target, holdout, train_part, explorer_rng)
+            )
+        if chunks is None:
             on = FLOOR_ON_POOL
             reference = self.refit(train_part, self.config.stage_seed("surrogate"))
-            candidates = self.explorer.explore(
+            check_accepts(explorer, reference)
+            chunks = explorer.explore_chunks(
                 self._exploration(reference, holdout, train_part, explorer_rng)
             )
-        rows, _, arrays = self._measure(
-            candidates,
+        measured = self._measure(
+            chunks,
             holdout,
             key="floor",
             extra={"budget": size, "holdout_size": len(holdout)},
+            rng=np.random.default_rng([config.stage_seed("metrics"), 0]),
         )
-        self._baseline(FLOOR, on, rows, arrays)
+        self._baseline(FLOOR, on, measured)
 
     def _target_retrain(self, rng: np.random.Generator) -> None:
         """The target's family retrained on target-train with other seeds: one set, no ε."""
@@ -604,28 +640,31 @@ class _Audit:
         sets = {"evaluation": np.stack(outputs)}
         if probe_outputs is not None:
             sets[PROBE] = np.stack(probe_outputs)
-        distinct, _ = distinct_candidates(Candidates(OWNER, params, sets))
-        everyone = SetSelection(float("nan"), np.arange(len(distinct), dtype=np.int64))
-        rows, _, arrays = self.context.evaluate(
-            distinct,
-            {},
-            [everyone],
+        measured = self.context.evaluate(
+            iter([Candidates(OWNER, params, sets)]),
+            losses_of=None,
+            epsilons=None,
+            criterion=None,
             key="owner",
-            describe={"explorer": OWNER, "n_members": len(seeds)},
+            describe=lambda: {"explorer": OWNER, "n_members": len(seeds)},
             extra={
                 **self._labels(),
                 "criterion": "none",
                 "budget": n_inputs(data.X_target),
                 "holdout_size": 0,
             },
+            rng=np.random.default_rng([config.stage_seed("metrics"), 1]),
         )
-        self._baseline(OWNER, "target", rows, arrays)
+        self._baseline(OWNER, "target", measured)
 
-    def _baseline(
-        self, name: str, on: str, rows: list[dict[str, Any]], arrays: dict[str, NDArray[Any]]
-    ) -> None:
-        self.baselines += [{"baseline": name, "baseline_reference": on, **row} for row in rows]
-        self.context.samples.update(arrays)
+    def _baseline(self, name: str, on: str, measured: Measured) -> None:
+        self.baselines += [
+            {"baseline": name, "baseline_reference": on, **row} for row in measured.rows
+        ]
+        self.context.samples.update(measured.arrays)
+        if not measured.convergence.empty:
+            budget = measured.rows[0]["budget"] if measured.rows else 0
+            self.convergence.append(measured.convergence.assign(budget=budget, set=name))
 
     def _result(self) -> AuditResult:
         def frame(parts: list[pd.DataFrame]) -> pd.DataFrame:
@@ -642,6 +681,7 @@ class _Audit:
             baselines=pd.DataFrame(self.baselines),
             samples=dict(self.context.samples),
             query_log=frame(self.logs).assign(seed=self.config.seed),
+            convergence=_with_seed(frame(self.convergence), self.config.seed),
             timings=dict(self.timings),
             target=self.target,
             target_metadata=dict(self.metadata),
@@ -653,6 +693,14 @@ def _scores(api: LocalQueryAPI, X: Any, batch_size: int = 4096) -> NDArray[np.fl
     scores = query_in_batches(api, X, batch_size=batch_size).answers.scores
     assert scores is not None  # the API answers probabilities
     return scores
+
+
+def _with_seed(table: pd.DataFrame, seed: int) -> pd.DataFrame:
+    if table.empty:
+        return table
+    out = table.copy()
+    out.insert(0, "seed", seed)
+    return out
 
 
 def _has_module(model: object) -> bool:

@@ -5,7 +5,8 @@ stacked arrays: member probabilities ``P`` of shape ``(M, N, C)`` (members, samp
 decisions ``d`` of shape ``(M, N)`` (:func:`decisions`), and a reference decision vector ``r``
 of shape ``(N,)`` (the target's or the reference surrogate's).
 
-This package is a leaf: it depends on numpy, pandas, scikit-learn, fairlearn and
+This package is a leaf: it depends on numpy, pandas, scikit-learn, fairlearn, numba (compiled
+Rashomon Capacity kernels; numba caches their machine code beside the module) and
 :mod:`multisteal.errors` only, and does no printing or file I/O.
 """
 
@@ -13,7 +14,13 @@ from __future__ import annotations
 
 from multisteal.metrics._validation import check_decisions, check_probabilities
 from multisteal.metrics.calibration import expected_calibration_error
-from multisteal.metrics.capacity import capacity_bits, rashomon_capacity
+from multisteal.metrics.capacity import (
+    binary_capacity_bits,
+    capacity_bits,
+    hull_vertices,
+    rashomon_capacity,
+    rashomon_capacity_from_extremes,
+)
 from multisteal.metrics.decision_rule import decisions
 from multisteal.metrics.fairness import (
     CELL_FAMILIES,
@@ -83,6 +90,7 @@ __all__ = [
     "agreement",
     "ambiguity",
     "ambiguous_samples",
+    "binary_capacity_bits",
     "bootstrap_fairness",
     "capacity_bits",
     "check_decisions",
@@ -95,6 +103,7 @@ __all__ = [
     "fairness_metrics",
     "group_accuracy",
     "group_rates",
+    "hull_vertices",
     "mean_interval",
     "member_accuracy",
     "member_agreement",
@@ -102,6 +111,7 @@ __all__ = [
     "member_probability_fidelity",
     "probability_fidelity",
     "rashomon_capacity",
+    "rashomon_capacity_from_extremes",
     "rate_matched_decisions",
     "score_variance",
     "small_cells",

@@ -84,6 +84,7 @@ _MODEL_TYPES = (
     "sklearn.dummy.DummyClassifier",
     "sklearn.linear_model._logistic.LogisticRegression",
     "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
+    "sklearn.ensemble._forest.RandomForestClassifier",
     "sklearn.tree._classes.DecisionTreeClassifier",
 )
 _ENCODER_TYPES = (

@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 
@@ -131,6 +131,13 @@ def _gboost(*, random_state: int | None = None, **params: Any) -> Classifier:
     return model
 
 
+def _forest(*, random_state: int | None = None, **params: Any) -> Classifier:
+    defaults: dict[str, Any] = {"n_estimators": 200, "min_samples_leaf": 2, "n_jobs": 1}
+    defaults.update(params)
+    model: Classifier = RandomForestClassifier(random_state=random_state, **defaults)
+    return model
+
+
 def _tree(*, random_state: int | None = None, **params: Any) -> Classifier:
     defaults: dict[str, Any] = {"max_depth": 5, "min_samples_leaf": 5}
     defaults.update(params)
@@ -175,6 +182,12 @@ MODELS: Mapping[str, ModelSpec] = {
         torch=True,
     ),
     "gboost": ModelSpec("gboost", "scikit-learn HistGradientBoostingClassifier", _gboost),
+    "forest": ModelSpec(
+        "forest",
+        "scikit-learn RandomForestClassifier (200 trees, min_samples_leaf 2, max_features sqrt, "
+        "one job)",
+        _forest,
+    ),
     "tree": ModelSpec(
         "tree",
         "scikit-learn DecisionTreeClassifier (max_depth 5, min_samples_leaf 5); reveals its "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -20,16 +20,23 @@ from multisteal.query.outputs import Answer
 
 __all__ = [
     "CRITERIA",
+    "DEFAULT_CHUNK_BYTES",
+    "CandidateKind",
     "Candidates",
     "Criterion",
     "EmptyRashomonSetWarning",
     "ExplorationContext",
     "Explorer",
+    "ExplorerBase",
     "RashomonSet",
     "candidate_losses",
+    "check_accepts",
     "check_epsilon",
+    "concat_candidates",
     "distinct_candidates",
+    "explore_in_memory",
     "rashomon_set",
+    "unwrap",
 ]
 
 Criterion = Literal["transcript", "transcript-loss", "test-fidelity", "test-loss"]
@@ -54,6 +61,14 @@ NO_SELECTION = (
     "the rows that select the members."
 )
 MISSING_INPUT = "Candidates have no outputs for input set {key!r}; they have: {available}."
+NOT_ACCEPTED = "The {explorer} explorer cannot explore a {model} surrogate: {reason}"
+NO_CANDIDATES = "The explorer produced no candidates."
+MIXED_CHUNKS = (
+    "Candidate chunks disagree: {what}. Every chunk of one exploration must have the same input "
+    "sets, classes and kind."
+)
+DEFAULT_CHUNK_BYTES = 256 * 2**20
+"""Default memory bound of one chunk of candidate outputs (all input sets together)."""
 EMPTY_SET = (
     "The ε-Rashomon set is empty (epsilon={epsilon}, criterion={criterion}); its metrics are NaN."
 )
@@ -63,6 +78,14 @@ class EmptyRashomonSetWarning(UserWarning):
     """Raised (as a warning) when an ε-filter keeps no member."""
 
 
+CandidateKind = Literal["models", "channels"]
+"""``models``: every candidate is one model, the same on every input (its fairness, its
+disagreement rate are defined). ``channels``: candidate ``m`` is a different model on every
+sample (adversarial weight perturbation pushes the weights separately for each sample and
+class), so only per-sample metrics are defined; row-level statistics (discrepancy, fairness of
+a member, a member's agreement) are not."""
+
+
 @dataclass(frozen=True)
 class Candidates:
     """Candidate surrogates from an explorer, represented by their outputs.
@@ -70,14 +93,16 @@ class Candidates:
     Attributes
     ----------
     explorer : the explorer's name.
-    params : one row per candidate (explorer parameters: rate, seed, ...). Row 0 is the
-        reference surrogate the attack produced.
+    params : one row per candidate (explorer parameters: rate, seed, ...). Row 0 of the first
+        (or only) chunk is the reference surrogate the attack produced.
     outputs : probabilities of every candidate on each named input set, shape (M, n, C).
+    kind : ``models`` (default) or ``channels`` (see :data:`CandidateKind`).
     """
 
     explorer: str
     params: pd.DataFrame
     outputs: Mapping[str, NDArray[np.float64]]
+    kind: CandidateKind = "models"
 
     def __post_init__(self) -> None:
         for key, array in self.outputs.items():
@@ -98,20 +123,57 @@ class Candidates:
         return self.outputs[key]
 
 
+def concat_candidates(chunks: Iterable[Candidates]) -> Candidates:
+    """One :class:`Candidates` from the chunks of an exploration, in order."""
+    parts = list(chunks)
+    if not parts:
+        raise InvalidInputError(NO_CANDIDATES)
+    first = parts[0]
+    for part in parts[1:]:
+        if set(part.outputs) != set(first.outputs):
+            raise InvalidInputError(MIXED_CHUNKS.format(what="input sets differ"))
+        if part.kind != first.kind:
+            raise InvalidInputError(MIXED_CHUNKS.format(what="kinds differ"))
+    if len(parts) == 1:
+        return first
+    params = pd.concat([p.params for p in parts], ignore_index=True)
+    outputs = {k: np.concatenate([p.outputs[k] for p in parts]) for k in first.outputs}
+    return Candidates(first.explorer, params, outputs, first.kind)
+
+
+def unwrap(model: Any) -> tuple[Callable[[Any], Any], Any]:
+    """``(encode, classifier)`` of a raw-input pipeline (``encode`` its encoder, ``classifier``
+    the fitted model on encoded rows); a bare classifier is its own classifier, with the
+    identity as ``encode``."""
+    inner = getattr(model, "model_", None)
+    encode = getattr(model, "encode", None)
+    if inner is not None and callable(encode):
+        return encode, inner
+    return (lambda X: X), model
+
+
 @dataclass(frozen=True)
 class ExplorationContext:
     """Everything an explorer may use.
 
     Attributes
     ----------
-    surrogate : the reference surrogate fitted by the attack (any classifier; explorers that
-        need more — a torch module — check for it and say so).
+    surrogate : the reference surrogate fitted by the attack (any classifier honouring the
+        :class:`~multisteal.models.Classifier` contract; each explorer says which families it
+        accepts, :meth:`Explorer.accepts`).
     inputs : named input sets on which every candidate is evaluated (at least ``holdout`` and
         ``evaluation`` in an audit): raw inputs of the surrogate's modality (records, images,
         texts) or encoded vectors, whatever the surrogate's ``predict_proba`` takes.
     transcript : the attacker's training transcript (for explorers that refit).
     refit : fits a fresh surrogate on a transcript with a given seed.
     rng : the explorer's random generator.
+    refit_with : fits a fresh surrogate of the same family on a transcript with a seed and
+        parameter overrides (``{"max_features": 0.8}``); ``None`` when the caller cannot.
+    criterion_loss : the audit's ε-criterion loss of every candidate of a chunk, shape (M,),
+        computed from their outputs on ``inputs`` (explorers that construct members under the
+        constraint, such as AWP, use it to accept a member); ``None`` outside an audit.
+    epsilons : the ε values the audit will filter with (AWP builds members for each).
+    max_chunk_bytes : memory bound of one chunk of candidate outputs (all input sets).
     """
 
     surrogate: Classifier
@@ -119,17 +181,83 @@ class ExplorationContext:
     transcript: Transcript
     refit: Callable[[Transcript, int], Classifier]
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+    refit_with: Callable[[Transcript, int, Mapping[str, Any]], Classifier] | None = None
+    criterion_loss: Callable[[Candidates], NDArray[np.float64]] | None = None
+    epsilons: tuple[float, ...] = ()
+    max_chunk_bytes: int = DEFAULT_CHUNK_BYTES
+
+    @property
+    def n_rows(self) -> int:
+        """Rows over all input sets (one candidate's outputs hold ``n_rows × C`` values)."""
+        from multisteal.data.inputs import n_inputs
+
+        return int(sum(n_inputs(v) for v in self.inputs.values()))
+
+    def members_per_chunk(self, n_classes: int) -> int:
+        """How many candidates' float64 outputs fit in ``max_chunk_bytes`` (at least 1)."""
+        per_member = max(1, self.n_rows * n_classes * 8)
+        return max(1, int(self.max_chunk_bytes // per_member))
 
 
 @runtime_checkable
 class Explorer(Protocol):
-    """Produces candidate surrogates around a reference surrogate."""
+    """Produces candidate surrogates around a reference surrogate.
+
+    ``families`` names the model-zoo families it accepts (``None``: any classifier), checked
+    by the configuration before any work; ``accepts(model)`` checks a fitted classifier (the
+    reason it cannot explore it, or ``None``). ``explore_chunks`` yields the candidates in
+    memory-bounded chunks (row 0 of the first chunk is the reference); ``explore`` returns them
+    all at once.
+    """
 
     name: str
+
+    def accepts(self, model: Classifier) -> str | None: ...
+
+    def explore_chunks(self, context: ExplorationContext) -> Iterator[Candidates]: ...
 
     def explore(self, context: ExplorationContext) -> Candidates: ...
 
     def describe(self) -> dict[str, object]: ...
+
+
+class ExplorerBase:
+    """What every explorer shares: ``explore`` is all of ``explore_chunks`` at once, after the
+    ``accepts`` check. Subclasses set ``name`` and implement ``explore_chunks``, ``accepts``
+    and ``describe``."""
+
+    name: str
+    refits: bool = False
+    """True for explorers that fit new models on the transcript (retrain, tree ensembles,
+    TreeFARMS) rather than perturb the model they are given."""
+
+    def accepts(self, model: Classifier) -> str | None:
+        """The reason this explorer cannot explore ``model``, or ``None`` (any classifier)."""
+        return None
+
+    def explore_chunks(self, context: ExplorationContext) -> Iterator[Candidates]:
+        raise NotImplementedError  # pragma: no cover - every explorer implements it
+
+    def explore(self, context: ExplorationContext) -> Candidates:
+        """Every candidate at once (``explore_chunks`` concatenated)."""
+        return explore_in_memory(self, context)  # type: ignore[arg-type]
+
+
+def explore_in_memory(explorer: Explorer, context: ExplorationContext) -> Candidates:
+    """All of an explorer's candidates as one :class:`Candidates`, after checking that it
+    accepts the surrogate (an ``InvalidInputError`` naming the reason otherwise)."""
+    check_accepts(explorer, context.surrogate)
+    return concat_candidates(explorer.explore_chunks(context))
+
+
+def check_accepts(explorer: Explorer, model: Classifier) -> None:
+    """Raise ``InvalidInputError`` when ``explorer`` cannot explore ``model``."""
+    reason = explorer.accepts(model)
+    if reason is not None:
+        _, inner = unwrap(model)
+        raise InvalidInputError(
+            NOT_ACCEPTED.format(explorer=explorer.name, model=type(inner).__name__, reason=reason)
+        )
 
 
 def check_epsilon(epsilon: float) -> float:
@@ -174,7 +302,7 @@ def distinct_candidates(candidates: Candidates) -> tuple[Candidates, NDArray[np.
     params = candidates.params.iloc[index].reset_index(drop=True)
     params["copies"] = np.bincount(mapping, minlength=index.size)
     outputs = {key: array[index] for key, array in candidates.outputs.items()}
-    return Candidates(candidates.explorer, params, outputs), mapping
+    return Candidates(candidates.explorer, params, outputs, candidates.kind), mapping
 
 
 def _disagreement_rate(P: NDArray[np.float64], labels: NDArray[np.int64]) -> NDArray[np.float64]:

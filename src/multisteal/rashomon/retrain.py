@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from multisteal.errors import InvalidInputError
-from multisteal.rashomon.base import Candidates, ExplorationContext
+from multisteal.rashomon.base import Candidates, ExplorationContext, ExplorerBase
 
 __all__ = ["SEED_HIGH", "RetrainExplorer", "reference_seed"]
 
@@ -41,7 +42,7 @@ def reference_seed(surrogate: object) -> int | None:
 
 
 @dataclass
-class RetrainExplorer:
+class RetrainExplorer(ExplorerBase):
     """Candidates refitted on the training transcript with seeds drawn from the audit's RNG.
 
     Member seeds are distinct draws from ``context.rng`` in ``0 .. SEED_HIGH - 1``, and never
@@ -58,6 +59,7 @@ class RetrainExplorer:
     n_members: int = 20
     bootstrap: bool = False
     name: str = field(default="retrain", init=False)
+    refits: bool = field(default=True, init=False)
 
     def __post_init__(self) -> None:
         if self.n_members < 1:
@@ -91,23 +93,35 @@ class RetrainExplorer:
                     seeds.append(seed)
         return seeds
 
-    def explore(self, context: ExplorationContext) -> Candidates:
-        """Refit ``n_members`` candidates; row 0 is the reference (seed ``-1`` in ``params``)."""
+    def explore_chunks(self, context: ExplorationContext) -> Iterator[Candidates]:
+        """Refit ``n_members`` candidates, in chunks of at most ``members_per_chunk`` members;
+        row 0 of the first chunk is the reference (seed ``-1`` in ``params``)."""
         names = list(context.inputs)
-        outputs: dict[str, list[np.ndarray]] = {
-            k: [context.surrogate.predict_proba(context.inputs[k])] for k in names
-        }
-        rows: list[dict[str, object]] = [{"member": 0, "seed": -1, "reference": True}]
         n = len(context.transcript)
         seeds = self.member_seeds(context.rng, reference_seed(context.surrogate))
-        for i, seed in enumerate(seeds, start=1):
-            transcript = context.transcript
-            if self.bootstrap:
-                transcript = transcript.take(np.sort(context.rng.integers(0, n, size=n)))
-            model = context.refit(transcript, seed)
+        outputs: dict[str, list[np.ndarray]] = {k: [] for k in names}
+        rows: list[dict[str, object]] = []
+        limit = 0
+        for i, seed in enumerate([-1, *seeds]):
+            if i == 0:
+                model = context.surrogate
+            else:
+                transcript = context.transcript
+                if self.bootstrap:
+                    transcript = transcript.take(np.sort(context.rng.integers(0, n, size=n)))
+                model = context.refit(transcript, seed)
             for k in names:
-                outputs[k].append(model.predict_proba(context.inputs[k]))
-            rows.append({"member": i, "seed": seed, "reference": False})
+                outputs[k].append(np.asarray(model.predict_proba(context.inputs[k])))
+            rows.append({"member": i, "seed": seed, "reference": i == 0})
+            if not limit:
+                limit = context.members_per_chunk(outputs[names[0]][0].shape[1])
+            if len(rows) >= limit or i == len(seeds):
+                yield self._chunk(rows, outputs)
+                rows, outputs = [], {k: [] for k in names}
+
+    def _chunk(
+        self, rows: list[dict[str, object]], outputs: dict[str, list[np.ndarray]]
+    ) -> Candidates:
         params = pd.DataFrame(rows)
         params["explorer"] = self.name
         params["bootstrap"] = self.bootstrap

@@ -256,6 +256,48 @@ def plot_member_fairness(
     return path
 
 
+def plot_convergence(
+    convergence: pd.DataFrame,
+    path: Path,
+    *,
+    budget: int,
+    epsilon: float,
+    metrics_shown: tuple[tuple[str, str], ...] = (
+        ("ambiguity[target]", "ambiguity vs target"),
+        ("rashomon_capacity_mean", "mean Rashomon Capacity"),
+        ("disagreement_mean", "mean disagreement"),
+    ),
+) -> Path | None:
+    """Each headline metric against the number of members (random subsets of the stolen set
+    at ``budget`` and ``epsilon``): one line per seed, its 95 % band over member orders."""
+    frame = convergence[
+        (convergence["set"] == "stolen")
+        & (convergence["budget"] == budget)
+        & np.isclose(convergence["epsilon"].astype(float), epsilon)
+    ]
+    shown = [(m, label) for m, label in metrics_shown if (frame["metric"] == m).any()]
+    if not shown:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 3.4), squeeze=False)
+    for ax, (metric, label) in zip(axes[0], shown, strict=True):
+        part = frame[frame["metric"] == metric]
+        for seed, curve in part.groupby("seed"):
+            curve = curve.sort_values("size")
+            ax.plot(curve["size"], curve["value"], marker="o", ms=3, label=f"seed {seed}")
+            ax.fill_between(curve["size"], curve["low"], curve["high"], alpha=0.15)
+        ax.set_xscale("log")
+        ax.set_xlabel("members in the subset")
+        ax.set_title(label, fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(f"Convergence in the number of members (budget {budget}, ε = {epsilon:g})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def write_figures(tables: RunTables, folder: Path) -> list[Path]:
     """All standard figures of a run into ``folder``."""
     results, members = tables.results, tables.members
@@ -279,4 +321,10 @@ def write_figures(tables: RunTables, folder: Path) -> list[Path]:
                 baselines=tables.baselines,
             )
         )
+    if not tables.convergence.empty and "set" in tables.convergence:
+        figure = plot_convergence(
+            tables.convergence, folder / "convergence.png", budget=budget, epsilon=epsilon
+        )
+        if figure is not None:
+            written.append(figure)
     return written

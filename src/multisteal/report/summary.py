@@ -13,11 +13,13 @@ import numpy as np
 import pandas as pd
 
 from multisteal.experiments import schema
+from multisteal.metrics.streaming import grows_with_members
 from multisteal.report.tables import (
     FAIRNESS_HEADLINE,
     RunTables,
     baseline_rows,
     baseline_table,
+    convergence_table,
     fairness_columns,
     fairness_table,
     fidelity_table,
@@ -531,6 +533,61 @@ def _service_section(results: pd.DataFrame) -> list[str]:
     ]
 
 
+def _convergence_section(tables: RunTables, *, budget: int, epsilon: float) -> list[str]:
+    """Whether the headline metrics settled in the number of members the run drew."""
+    table = convergence_table(tables.results, tables.convergence, budget=budget, epsilon=epsilon)
+    if table.empty:
+        return []
+    verdicts = table.pop("all_settled").tolist()
+    names = dict(zip(table["metric"], table.pop("_metric"), strict=True))
+    unsettled = [
+        str(m) for m, v in zip(table["metric"], verdicts, strict=True) if v is not None and not v
+    ]
+    undecided = [str(m) for m, v in zip(table["metric"], verdicts, strict=True) if v is None]
+    growing = [m for m in unsettled if grows_with_members(names[m])]
+    moving = [m for m in unsettled if m not in growing]
+    parts: list[str] = []
+    if not unsettled and not undecided:
+        parts.append(
+            "Every metric above settled in every seed: the half-size subsets already gave "
+            "values within the tolerance of the whole set's."
+        )
+    if growing:
+        parts.append(
+            "Not settled in every seed: "
+            + ", ".join(growing)
+            + ". These can only grow with more members, so the reported values are lower "
+            "bounds of what a larger exploration would show; draw more members before citing "
+            "them."
+        )
+    if moving:
+        parts.append(
+            "Still changing between half and all of the members: "
+            + ", ".join(moving)
+            + " (these can move either way as members are added)."
+        )
+    if undecided:
+        parts.append(
+            "Too few members for a verdict (fewer than 8 in every seed): " + ", ".join(undecided)
+        )
+    verdict = " ".join(parts)
+    return [
+        "",
+        f"## Has the exploration settled? (budget {budget}, ε = {epsilon:g})",
+        "",
+        markdown_table(table),
+        "",
+        "Each metric recomputed on random subsets of the set's members (each member kept with "
+        "probability 1/2, the reference always; 20 random orders by default). A metric has "
+        "*settled* in a seed when going from half of the members to all of them changes it "
+        "by at most 5 % of its value above its floor (0, or 1 for RC), or 0.001, whichever is "
+        "larger (no verdict for sets of fewer than 8 members); "
+        "`convergence.csv` holds the whole curves and `figures/convergence.png` draws them.",
+        "",
+        verdict,
+    ]
+
+
 def render_summary(tables: RunTables) -> str:
     """Markdown text summarising a run's tables."""
     results = tables.results
@@ -643,6 +700,7 @@ def render_summary(tables: RunTables) -> str:
             "probability. The set's range is the spread of that gap over its members; the "
             "target retrain range is the owner's own spread.",
         ]
+    lines += _convergence_section(tables, budget=budget, epsilon=epsilon)
     for note in _notes(tables):
         lines += ["", note]
     lines += ["", "## What this means", ""]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,7 @@ class RunTables:
     results: pd.DataFrame
     members: pd.DataFrame
     baselines: pd.DataFrame
+    convergence: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _read(path: Path) -> pd.DataFrame:
@@ -83,6 +84,7 @@ REQUIRED_RESULTS = (
 REQUIRED = {
     "members.csv": ("seed", "budget", "epsilon"),
     "baselines.csv": ("seed", "baseline", "baseline_reference", "epsilon", "reference"),
+    "convergence.csv": ("seed", "set", "budget", "epsilon", "metric", "fraction", "size", "value"),
 }
 NOT_TABLE = "{file} is not a multisteal table ({problem}); re-run the audit, or restore the file."
 NOT_RESULTS = (
@@ -115,6 +117,7 @@ def read_run(folder: str | Path) -> RunTables:
         results=results,
         members=_read(path / "members.csv"),
         baselines=_read(path / "baselines.csv"),
+        convergence=_read(path / "convergence.csv"),
     )
 
 
@@ -317,3 +320,76 @@ def fairness_table(
             }
         )
     return pd.DataFrame(records)
+
+
+#: The metrics whose convergence the summary reports (when the run measured them).
+CONVERGENCE_HEADLINE = (
+    ("ambiguity[target]", "ambiguity vs target"),
+    ("discrepancy[target]", "discrepancy vs target"),
+    ("rashomon_capacity_mean", "mean RC"),
+    ("disagreement_mean", "mean disagreement"),
+    ("viable_prediction_range_mean", "mean viable prediction range"),
+)
+
+
+def convergence_table(
+    results: pd.DataFrame,
+    convergence: pd.DataFrame,
+    *,
+    budget: int,
+    epsilon: float,
+) -> pd.DataFrame:
+    """Whether each headline metric of the stolen set (``budget``, ``epsilon``) has settled.
+
+    Per metric: the value with all ``M`` members and with half of them (means over seeds), the
+    change from half to all, and in how many seeds it settled (``settled[...]`` of the results;
+    METRICS.md, "Convergence"), and ``all_settled`` (bool). Fairness ranges over the set follow
+    the headline metrics.
+    """
+    rows = _at_set(results[results["reference"] == "target"], budget, epsilon)
+    curves = convergence
+    if rows.empty or curves.empty or "set" not in curves:
+        return pd.DataFrame()
+    curves = curves[
+        (curves["set"] == "stolen")
+        & (curves["budget"] == budget)
+        & np.isclose(curves["epsilon"].astype(float), epsilon)
+    ]
+    names = list(CONVERGENCE_HEADLINE)
+    names += [
+        (m, f"{m[: -len('_range')]} range")
+        for m in sorted(set(curves["metric"]))
+        if m.endswith("_range") and m.split("[")[0] in metrics.FAIRNESS_METRICS
+    ]
+    out = []
+    for metric, label in names:
+        column = f"settled[{metric}]"
+        if column not in rows:
+            continue
+        verdicts = rows[column].dropna().astype(bool)
+        part = curves[curves["metric"] == metric]
+        full = part[part["fraction"] == 1.0]
+        half = part[np.isclose(part["fraction"], 0.5)]
+        if full.empty or half.empty:
+            continue
+        size = float(full["size"].mean())
+        out.append(
+            {
+                "metric": label,
+                "_metric": metric,
+                "members M": f"{size:.0f}",
+                "value (M)": f"{full['value'].mean():.3f}",
+                "value (M/2)": f"{half['value'].mean():.3f}",
+                "change M/2 → M": f"{(full['value'].mean() - half['value'].mean()):+.3f}",
+                "settled": f"{int(verdicts.sum())}/{len(verdicts)} seeds"
+                if len(verdicts)
+                else "too few members",
+                # None: no seed had members enough for a verdict
+                "all_settled": bool(verdicts.all()) if len(verdicts) else None,
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def _at_set(frame: pd.DataFrame, budget: int, epsilon: float) -> pd.DataFrame:
+    return frame[(frame["budget"] == budget) & np.isclose(frame["epsilon"].astype(float), epsilon)]
