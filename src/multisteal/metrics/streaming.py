@@ -171,7 +171,7 @@ class StreamingMultiplicity:
         shape = (orders, J, N)
         self._count = np.zeros((orders, J), dtype=np.int64)
         self._flip = {k: np.zeros(shape, dtype=np.bool_) for k in self.references}
-        self._classes = np.zeros((*shape, C), dtype=np.int64)
+        self._classes = np.zeros((*shape, C), dtype=np.int32)
         self._s_min = np.full(shape, np.inf)
         self._s_max = np.full(shape, -np.inf)
         self._moments = _Moments(np.zeros(shape), np.zeros(shape))
@@ -402,7 +402,13 @@ class StreamingMultiplicity:
         rates = {k: np.concatenate(v) for k, v in self._rates.items()}
         member_values = {k: np.concatenate(v) for k, v in self._member_values.items()}
         retained = np.concatenate(self._retained) if self._retained else None
-        frames: list[pd.DataFrame] = []
+        columns: dict[str, list[npt.NDArray[np.float64]]] = {
+            "metric": [],
+            "order": [],
+            "fraction": [],
+            "size": [],
+            "value": [],
+        }
         for o in range(self.n_orders):
             stats = self._prefix_stats(o)
             size = np.cumsum(self._count[o])
@@ -426,19 +432,14 @@ class StreamingMultiplicity:
                 metrics[f"discrepancy[{k}]"] = _masked(r, inside, np.max)
             for k, v in member_values.items():
                 metrics[f"{k}_range"] = _masked(v, inside, lambda x: np.max(x) - np.min(x))
+            n = int(present.sum())
             for name, value in metrics.items():
-                frames.append(
-                    pd.DataFrame(
-                        {
-                            "metric": name,
-                            "order": o,
-                            "fraction": self.fractions[present],
-                            "size": size[present],
-                            "value": value[present],
-                        }
-                    )
-                )
-        return pd.concat(frames, ignore_index=True)
+                columns["metric"].append(np.full(n, name, dtype=object))
+                columns["order"].append(np.full(n, o))
+                columns["fraction"].append(self.fractions[present])
+                columns["size"].append(size[present])
+                columns["value"].append(value[present])
+        return pd.DataFrame({k: np.concatenate(v) for k, v in columns.items()})
 
 
 def _masked(
@@ -469,12 +470,10 @@ def convergence_summary(curves: pd.DataFrame, *, level: float = 0.95) -> pd.Data
     tail = (1.0 - level) / 2.0
     finite = curves[np.isfinite(curves["value"].to_numpy(dtype=np.float64))]
     grouped = finite.groupby(["metric", "fraction"], sort=True)["value"]
-    table = grouped.agg(
-        value="mean",
-        low=lambda v: float(np.quantile(v, tail)),
-        high=lambda v: float(np.quantile(v, 1.0 - tail)),
-        orders="count",
-    )
+    table = grouped.agg(["mean", "count"]).rename(columns={"mean": "value", "count": "orders"})
+    # (linear interpolation between order statistics, as numpy's default quantile)
+    table["low"] = grouped.quantile(tail)
+    table["high"] = grouped.quantile(1.0 - tail)
     table["size"] = finite.groupby(["metric", "fraction"], sort=True)["size"].mean()
     out: pd.DataFrame = table.reset_index()[
         ["metric", "fraction", "size", "value", "low", "high", "orders"]
