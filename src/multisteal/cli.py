@@ -644,7 +644,10 @@ def _explorer_sections(
     dedicated options of dropout and retrain, with ``--explorer-param`` values for the chosen
     explorer on top."""
     out = {name: dict(values) for name, values in sections.items()}
-    out.setdefault(explorer, {}).update(params)
+    # "scales=0.1,0.2": a comma-separated value is a list
+    out.setdefault(explorer, {}).update(
+        {k: v.split(",") if "," in v else v for k, v in params.items()}
+    )
     return out
 
 
@@ -923,12 +926,15 @@ def attacks() -> None:
 @app.command()
 def explorers() -> None:
     """List the Rashomon explorers: the surrogate families each explores, and its reference."""
+    from multisteal.experiments.config import explorer_parameters
     from multisteal.rashomon import EXPLORERS
 
     for name, spec in EXPLORERS.items():
         families = "any family" if spec.families is None else ", ".join(spec.families)
         typer.echo(f"{name}: {spec.description}")
         typer.echo(f"    surrogates: {families}")
+        params = "; ".join(f"{k} ({v})" for k, v in explorer_parameters(name).items())
+        typer.echo(f"    parameters (--explorer-param key=value): {params}")
         if spec.reference:
             typer.echo(f"    reference: {spec.reference}")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import numpy as np
 import yaml
@@ -278,6 +278,34 @@ ExplorerConfig = Annotated[
     Field(discriminator="name"),
 ]
 """An explorer's configuration; ``name`` says which (see ``multisteal explorers``)."""
+
+EXPLORER_CONFIGS: dict[str, type[_Strict]] = {
+    str(model.model_fields["name"].default): model
+    for model in (
+        DropoutConfig,
+        AWPConfig,
+        RetrainConfig,
+        EnsembleConfig,
+        LogisticLevelSetConfig,
+        TreeFarmsConfig,
+    )
+}
+"""Each explorer's parameters (pydantic model), by explorer name."""
+
+
+def explorer_parameters(name: str) -> dict[str, str]:
+    """``{parameter: "type, default value"}`` of an explorer's configuration."""
+    out: dict[str, str] = {}
+    for key, field in EXPLORER_CONFIGS[name].model_fields.items():
+        if key == "name":
+            continue
+        annotation = field.annotation
+        if get_origin(annotation) is Literal:
+            kind = "one of " + ", ".join(str(v) for v in get_args(annotation))
+        else:
+            kind = getattr(annotation, "__name__", None) or str(annotation)
+        out[key] = f"{kind.replace('typing.', '')}, default {field.default!r}"
+    return out
 
 
 class DefenceConfig(_Strict):
@@ -801,6 +829,15 @@ def config_error_message(error: ValidationError) -> str:
             loc = loc[1:]
         where = ".".join(loc) or "config"
         message = str(item["msg"]).removeprefix("Value error, ")
+        raw_loc = [str(p) for p in item["loc"]]
+        if (
+            item["type"] == "extra_forbidden"
+            and len(raw_loc) == 3
+            and raw_loc[0] == "explorer"
+            and raw_loc[1] in EXPLORER_CONFIGS
+        ):
+            known = ", ".join(explorer_parameters(raw_loc[1]))
+            message = f"not a parameter of the {raw_loc[1]} explorer; its parameters: {known}"
         if item["type"] == "union_tag_invalid":
             tag = (item.get("ctx") or {}).get("tag")
             message = UNKNOWN_EXPLORER.format(name=tag, available=", ".join(EXPLORERS))

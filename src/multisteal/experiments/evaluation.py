@@ -293,6 +293,7 @@ class EvaluationContext:
             **extra,
             "candidate_kind": kind,
             "capacity_mode": self.config.capacity,
+            "convergence_orders": self.config.convergence_orders if kind == "models" else 0,
             "n_candidates": n_candidates,
             "n_distinct": len(per_member),
             "n_duplicates": n_candidates - len(per_member),
@@ -352,7 +353,16 @@ class EvaluationContext:
                     summary = convergence_summary(curve)
                     summary.insert(0, "epsilon", eps)
                     curves.append(summary)
-                    for _, verdict in settled(curve, lower_bounds=LOWER_BOUNDS).iterrows():
+                    # Against the target, ambiguity and discrepancy never fall below the
+                    # reference's own infidelity (it is in every subset): the exploration's
+                    # part is the excess over it.
+                    infidelity = float(np.mean(s != self.t))
+                    floors = {
+                        **LOWER_BOUNDS,
+                        "ambiguity[target]": infidelity,
+                        "discrepancy[target]": infidelity,
+                    }
+                    for _, verdict in settled(curve, lower_bounds=floors).iterrows():
                         # NaN: too few members for a verdict
                         set_row[f"settled[{verdict['metric']}]"] = (
                             float("nan") if verdict["settled"] is None else bool(verdict["settled"])

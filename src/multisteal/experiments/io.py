@@ -37,6 +37,19 @@ INPUT_CHANGED = (
 #: Settings that change how a run is computed, not what it computes.
 EXECUTION_ONLY = ("workers", "threads", "chunk_mb")
 
+CONVERGENCE_HEADER = (
+    "seed",
+    "epsilon",
+    "metric",
+    "fraction",
+    "size",
+    "value",
+    "low",
+    "high",
+    "orders",
+    "budget",
+    "set",
+)
 RUN_FILES = (
     "config.yaml",
     "results.csv",
@@ -182,7 +195,10 @@ def write_run(result: AuditResult, out: str | Path) -> Path:
     atomic("members.csv", lambda p: result.members.to_csv(p, index=False))
     atomic("baselines.csv", lambda p: result.baselines.to_csv(p, index=False))
     atomic("query_log.csv", lambda p: result.query_log.to_csv(p, index=False))
-    atomic("convergence.csv", lambda p: result.convergence.to_csv(p, index=False))
+    convergence = result.convergence
+    if convergence.empty:  # a header, so the file reads back as an empty table
+        convergence = pd.DataFrame(columns=list(CONVERGENCE_HEADER))
+    atomic("convergence.csv", lambda p: convergence.to_csv(p, index=False))
     atomic(
         "timings.csv",
         lambda p: p.write_text(

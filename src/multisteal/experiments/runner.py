@@ -150,11 +150,16 @@ def run_single_audit(
     output mode), the auditor's (full probabilities on the evaluation rows, budgeted to exactly
     those rows) and, for the explorer floor, the baseline's (the whole pool).
     """
+    from threadpoolctl import threadpool_limits
+
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
-        audit = _Audit(config, progress or (lambda _msg: None), checkpoint, skip=skip_budgets)
-        return audit.run(data, target)
+        # BLAS and OpenMP pools (scikit-learn's gradient boosting and forests) too, not torch's
+        # alone: oversubscribed pools cost several times their work on few cores.
+        with threadpool_limits(config.threads):
+            audit = _Audit(config, progress or (lambda _msg: None), checkpoint, skip=skip_budgets)
+            return audit.run(data, target)
     finally:
         torch.set_num_threads(threads)
 

@@ -308,8 +308,11 @@ def write_figures(tables: RunTables, folder: Path) -> list[Path]:
         plot_fidelity_vs_budget(results, folder / "fidelity_vs_budget.png"),
         plot_ambiguity_vs_budget(results, folder / "ambiguity_vs_budget.png", tables.baselines),
     ]
-    has_fairness = any(m != "group_accuracy" for m, _ in fairness_columns(results))
-    # No scatter without a member table (a run restored by hand) or without sensitive attributes
+    has_fairness = any(
+        m != "group_accuracy" and f"{m}[{a}]" in members for m, a in fairness_columns(results)
+    )
+    # No scatter without a member table (a run restored by hand), without sensitive attributes,
+    # or for per-sample channels (AWP), whose rows are no single model with a fairness.
     if not members.empty and has_fairness:
         written.append(
             plot_member_fairness(

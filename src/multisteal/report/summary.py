@@ -535,7 +535,25 @@ def _service_section(results: pd.DataFrame) -> list[str]:
 
 def _convergence_section(tables: RunTables, *, budget: int, epsilon: float) -> list[str]:
     """Whether the headline metrics settled in the number of members the run drew."""
-    table = convergence_table(tables.results, tables.convergence, budget=budget, epsilon=epsilon)
+    results = tables.results
+    heading = f"## Has the exploration settled? (budget {budget}, ε = {epsilon:g})"
+    if "candidate_kind" in results and (results["candidate_kind"] == "channels").all():
+        return [
+            "",
+            heading,
+            "",
+            "Not measured: the explorer's sets are per-sample channels (AWP: one row per ε and "
+            "class, a different model on every sample), not members of a set that grows.",
+        ]
+    orders = int(results["convergence_orders"].max()) if "convergence_orders" in results else 20
+    if orders == 0:
+        return [
+            "",
+            heading,
+            "",
+            "Not measured: the run drew no random member orders (--convergence-orders 0).",
+        ]
+    table = convergence_table(results, tables.convergence, budget=budget, epsilon=epsilon)
     if table.empty:
         return []
     verdicts = table.pop("all_settled").tolist()
@@ -571,21 +589,36 @@ def _convergence_section(tables: RunTables, *, budget: int, epsilon: float) -> l
             "Too few members for a verdict (fewer than 8 in every seed): " + ", ".join(undecided)
         )
     verdict = " ".join(parts)
+    caution = (
+        f" With only {orders} orders the spread over orders is a rough interval."
+        if orders < 10
+        else ""
+    )
     return [
         "",
-        f"## Has the exploration settled? (budget {budget}, ε = {epsilon:g})",
+        heading,
         "",
         markdown_table(table),
         "",
         "Each metric recomputed on random subsets of the set's members (each member kept with "
-        "probability 1/2, the reference always; 20 random orders by default). A metric has "
-        "*settled* in a seed when going from half of the members to all of them changes it "
-        "by at most 5 % of its value above its floor (0, or 1 for RC), or 0.001, whichever is "
-        "larger (no verdict for sets of fewer than 8 members); "
+        f"probability 1/2, the reference always; {orders} random orders).{caution} A metric "
+        "has *settled* in a seed when going from half of the members to all of them changes "
+        "it by at most 5 % of its value above its floor (1 for RC; the reference surrogate's "
+        "own infidelity for ambiguity and discrepancy against the target; 0 otherwise), or "
+        "0.001, whichever is larger (no verdict for sets of fewer than 8 members); "
         "`convergence.csv` holds the whole curves and `figures/convergence.png` draws them.",
         "",
         verdict,
     ]
+
+
+def _capacity_mode(results: pd.DataFrame) -> str:
+    modes = sorted(set(results.get("capacity_mode", pd.Series(dtype=str)).dropna().astype(str)))
+    if modes == ["exact"]:
+        return " (converged: `--capacity exact`)"
+    if modes == ["reference"]:
+        return " (the published 1,000-step Blahut–Arimoto rule: `--capacity reference`)"
+    return ""
 
 
 def render_summary(tables: RunTables) -> str:
@@ -621,8 +654,18 @@ def render_summary(tables: RunTables) -> str:
         "rows. *Ambiguity* is the share of evaluation individuals for whom at least one member of "
         "the ε-Rashomon set decides differently from the reference (target or surrogate); against "
         "the target it splits into the surrogate's own *infidelity* plus the set's *excess*. "
-        "*RC* is the Rashomon Capacity per individual, in [1, C].",
+        "*RC* is the Rashomon Capacity per individual, in [1, C]" + _capacity_mode(results) + ".",
     ]
+    if "candidate_kind" in results and (results["candidate_kind"] == "channels").any():
+        lines += [
+            "",
+            "The `"
+            + str(first["explorer"])
+            + "` explorer gives per-sample channels: each set's rows are one per ε and class, a "
+            "different model on every sample. Its *set size* counts those rows, not models; "
+            "ambiguity, RC and the per-sample metrics are defined, discrepancy and the fairness "
+            "of a member are not (reported as n/a).",
+        ]
     lines += _service_section(results)
     table = baseline_table(tables.baselines)
     if not table.empty:
