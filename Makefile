@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[test,text,treefarms]'
+	$(BIN)/python -m pip install -q -e '.[test,text,treefarms,service]'
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
