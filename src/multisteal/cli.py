@@ -966,6 +966,96 @@ def report(run: Annotated[Path, typer.Argument(help="A run directory.")]) -> Non
         typer.echo(str(path))
 
 
+keys_app = typer.Typer(no_args_is_help=True, help="API keys of a prediction service.")
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("add")
+def keys_add(
+    name: Annotated[str, typer.Argument(help="A unique name for the key (who holds it).")],
+    budget: Annotated[int, typer.Option(help="Rows the key may have answered in total.")],
+    db: Annotated[
+        str,
+        typer.Option(help="The service's store: sqlite:///PATH or postgresql://USER@HOST/DB."),
+    ],
+    rate: Annotated[
+        float | None, typer.Option(help="Requests per second the key may make (default: none).")
+    ] = None,
+) -> None:
+    """Create an API key and print it (only now: the store keeps its hash)."""
+    from multisteal.service.store import open_store
+
+    try:
+        with open_store(db) as store:
+            key = store.add_key(name, budget, rate)
+    except MultistealError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(key)
+
+
+@app.command()
+def serve(
+    target_dir: Annotated[
+        Path, typer.Argument(help="A saved target, e.g. RUN_DIR/target.", exists=True)
+    ],
+    output: Annotated[
+        str,
+        typer.Option(help="What the service reveals: probabilities, top-k, label, rounded, leaf."),
+    ] = "probabilities",
+    top_k: Annotated[int, typer.Option(help="Scores revealed by --output top-k.")] = 1,
+    decimals: Annotated[int, typer.Option(help="Decimals of --output rounded.")] = 2,
+    defence: Annotated[
+        list[str] | None,
+        typer.Option(help="An answer-side defence name:param=value (repeatable, in order)."),
+    ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            help="The store of keys, budgets and the query log: sqlite:///PATH (default: "
+            "service.db beside the target) or postgresql://USER@HOST/DB (shared by replicas)."
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    max_batch: Annotated[int, typer.Option(help="Largest batch one request may send.")] = 1024,
+    max_body_bytes: Annotated[
+        int, typer.Option(help="Largest request body, in bytes (larger: 413).")
+    ] = 32 * 2**20,
+    seed: Annotated[int, typer.Option(help="Seed of the defences' noise.")] = 0,
+) -> None:
+    """Serve a saved target as an HTTP prediction API (FastAPI under uvicorn)."""
+    import os
+
+    from multisteal.service.app import CONFIG_ENV, app_from_env
+    from multisteal.service.serve import default_store_url, settings_json
+
+    try:
+        os.environ[CONFIG_ENV] = settings_json(
+            target_dir,
+            store_url=db or default_store_url(target_dir),
+            output=output,
+            k=top_k,
+            decimals=decimals,
+            defences=list(defence or []),
+            seed=seed,
+            max_batch=max_batch,
+            max_body_bytes=max_body_bytes,
+        )
+        app_from_env()  # fail here, with a clear message, rather than in every worker
+    except MultistealError as exc:
+        raise _fail(str(exc)) from None
+    import uvicorn
+
+    uvicorn.run(
+        "multisteal.service.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+    )
+
+
 def main() -> None:
     """Console-script entry point."""
     app(prog_name="multisteal")

@@ -1,4 +1,7 @@
-"""The HTTP prediction service: a durable store of API keys, budgets and the query log.
+"""The HTTP prediction service: a durable store of API keys, budgets and the query log; the
+FastAPI app (:mod:`multisteal.service.app`, ``multisteal serve``) and its client
+(:class:`multisteal.service.client.HTTPQueryAPI`), imported from their modules so that the store
+needs no web framework.
 
 :mod:`multisteal.service.store` keeps what a multi-process, multi-replica service must share:
 who may query (API keys, stored only as hashes), how many rows each key may still have answered

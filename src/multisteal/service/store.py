@@ -318,6 +318,30 @@ def _check_rows(rows: object) -> int:
     return value
 
 
+def _query_row(
+    key_id: int,
+    batch: int,
+    rows: int,
+    record: QueryEntry,
+    answered_at: float | None,
+    status: str,
+    used: int,
+) -> tuple[object, ...]:
+    """The parameters of one ``queries`` row, in :data:`_INSERT_QUERY`'s order."""
+    return (
+        key_id,
+        batch,
+        rows,
+        record.sha256,
+        record.received_at,
+        answered_at,
+        status,
+        bool(record.flagged),
+        used,
+        record.inputs,
+    )
+
+
 def _check_key_id(key_id: object) -> int:
     if isinstance(key_id, bool) or not hasattr(key_id, "__index__"):
         raise InvalidInputError(BAD_KEY_ID.format(key_id=key_id))
@@ -528,20 +552,10 @@ class Store(abc.ABC):
             got = self._exec(_CHARGE, (rows, key_id, rows)).fetchone()
             if got is not None:
                 used, budget, batches = (int(v) for v in got)
+                answered = time.time() if answered_at is None else answered_at
                 self._exec(
                     _INSERT_QUERY,
-                    (
-                        key_id,
-                        batches - 1,
-                        rows,
-                        record.sha256,
-                        record.received_at,
-                        time.time() if answered_at is None else answered_at,
-                        "answered",
-                        bool(record.flagged),
-                        used,
-                        record.inputs,
-                    ),
+                    _query_row(key_id, batches - 1, rows, record, answered, "answered", used),
                 )
                 if self._before_commit is not None:
                     self._before_commit()
@@ -586,19 +600,7 @@ class Store(abc.ABC):
                 raise InvalidInputError(UNKNOWN_KEY.format(key_id=key_id))
             used, budget, batches = (int(v) for v in got)
             self._exec(
-                _INSERT_QUERY,
-                (
-                    key_id,
-                    batches - 1,
-                    rows,
-                    record.sha256,
-                    record.received_at,
-                    None,
-                    status,
-                    bool(record.flagged),
-                    used,
-                    record.inputs,
-                ),
+                _INSERT_QUERY, _query_row(key_id, batches - 1, rows, record, None, status, used)
             )
         return used, budget
 
