@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from multisteal.cli import app
 from multisteal.service.store import open_store
+from service_helpers import free_port, stop, wait_until_healthy
 
 runner = CliRunner()
 
@@ -53,12 +54,9 @@ def test_serve_from_the_command_line_with_workers(tmp_path: Path) -> None:
     `multisteal keys add`, and the client: answers equal the target's own, the budget counts.
     Catches: serve not passing its options to the workers, a default store elsewhere than the
     keys command's, a key that does not reach the workers."""
-    import socket
     import subprocess
     import sys
-    import time
 
-    import httpx
     import numpy as np
 
     from multisteal.data import load_dataset
@@ -71,25 +69,14 @@ def test_serve_from_the_command_line_with_workers(tmp_path: Path) -> None:
     spec = input_spec_of(ds)
     model = make_pipeline("logistic", spec, random_state=0).fit(ds.features, ds.y)
     target = save_model(model, tmp_path / "run" / "target", metadata={"input_spec": spec.to_dict()})
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     command = [sys.executable, "-c", "from multisteal.cli import main; main()", "serve"]
     command += [str(target), "--port", str(port), "--workers", "2", "--output", "top-k"]
     log = (tmp_path / "serve.log").open("w")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, (tmp_path / "serve.log").read_text()
-            assert time.monotonic() < deadline, "the service did not start"
-            time.sleep(0.2)
+        wait_until_healthy(url, process, tmp_path / "serve.log")
         db = f"sqlite:///{tmp_path / 'run' / 'service.db'}"
         added = runner.invoke(app, ["keys", "add", "auditor", "--budget", "40", "--db", db])
         assert added.exit_code == 0, added.output
@@ -100,10 +87,5 @@ def test_serve_from_the_command_line_with_workers(tmp_path: Path) -> None:
             np.testing.assert_array_equal(answer.labels, model.predict(rows))
             assert api.ledger.remaining == 10
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         log.close()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -33,16 +32,10 @@ from multisteal.query.defences import make_defences, parse_defence
 from multisteal.service.app import CONFIG_ENV, create_app
 from multisteal.service.client import HTTPQueryAPI
 from multisteal.service.store import open_store
+from service_helpers import free_port, stop, wait_until_healthy
 
 MAX_BATCH = 300
 MAX_BODY = 400_000
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Server:
@@ -98,7 +91,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     }
     target = save_model(model, folder / "target", metadata=metadata)
     store_url = f"sqlite:///{folder / 'store.db'}"
-    port = _free_port()
+    port = free_port()
     config = {
         "target_dir": str(target),
         "store_url": store_url,
@@ -129,28 +122,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((folder / "uvicorn.log").read_text())
-            time.sleep(0.2)
+        wait_until_healthy(url, process, folder / "uvicorn.log")
         srv = Server(url, target, store_url, ds.features.reset_index(drop=True))
         yield srv
         for api in srv.clients:
             api.close()
         srv.store.close()
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         log.close()
 
 
