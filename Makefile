@@ -62,6 +62,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_dropout.py
 	$(BIN)/python benchmarks/bench_streaming.py
 	$(BIN)/python benchmarks/bench_metrics.py
+	$(BIN)/python benchmarks/bench_service.py
 
 clean:
 	rm -rf $(VENV) runs .mypy_cache .ruff_cache .pytest_cache
