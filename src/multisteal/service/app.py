@@ -28,6 +28,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -83,6 +84,10 @@ NON_FINITE_LITERAL = (
 )
 NON_FINITE_NUMBER = "The request body holds the number {text}, which is not finite as a float."
 HUGE_INT = "The request body holds the integer {text}, which does not fit in 64 bits."
+LONE_SURROGATE = (
+    "The request body holds a string with a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff "
+    "escape), which is not valid Unicode."
+)
 BAD_BODY = 'The request body must be a JSON object {{"inputs": [...]}}; got {got}.'
 EXTRA_FIELDS = 'The request body has unknown field(s) {fields}; it takes only "inputs".'
 INPUTS_NOT_LIST = '"inputs" must be a JSON array; got {got}.'
@@ -102,6 +107,9 @@ IMAGE_EXPECTED = (
 TEXT_EXPECTED = "Input {index} is {got}, but this target takes texts: JSON strings."
 
 _INT64 = 2**63
+# A UTF-8 body can hold an unpaired surrogate only through a "\\udXXX" escape; json also reads
+# UTF-16/32 bodies (a NUL among their first 4 bytes), which are always checked.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 class PredictResponse(BaseModel):
@@ -393,13 +401,20 @@ def _parse_json(body: bytes) -> Any:
         return int(text)
 
     try:
-        return json.loads(body, parse_constant=constant, parse_float=number, parse_int=integer)
+        payload = json.loads(body, parse_constant=constant, parse_float=number, parse_int=integer)
+        if b"\x00" in body[:4] or _SURROGATE_ESCAPE.search(body):
+            # Python's json accepts "\ud800", but such a string cannot be encoded (for pandas,
+            # the digest or the error message that would echo it): refuse it here.
+            json.dumps(payload, ensure_ascii=False).encode("utf-8")
     except _RefusedError:
         raise
+    except UnicodeEncodeError:
+        raise _RefusedError(422, LONE_SURROGATE) from None
     except RecursionError:
         raise _RefusedError(422, NOT_JSON.format(problem="nested too deeply")) from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
         raise _RefusedError(422, NOT_JSON.format(problem=exc)) from None
+    return payload
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
