@@ -6,6 +6,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -43,3 +44,27 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def save_german_target(folder: Path) -> tuple[Path, Any, Any]:
+    """A logistic target on German credit (raw records), saved to ``folder/target`` with the
+    metadata a run's target carries: ``(target folder, dataset, model)``."""
+    from multisteal.data import TabularDataset, load_dataset
+    from multisteal.data.inputs import input_spec_of
+    from multisteal.models.io import save_model
+    from multisteal.models.zoo import make_pipeline
+
+    ds = load_dataset("german_credit")
+    assert isinstance(ds, TabularDataset)
+    spec = input_spec_of(ds)
+    model = make_pipeline("logistic", spec, random_state=0).fit(ds.features, ds.y)
+    metadata = {
+        "input_spec": spec.to_dict(),
+        "classes": [str(c) for c in ds.class_names],
+        "data": "german_credit",
+        "seed": 7,
+        "split": {"target_train": 500},
+        "split_seed": 11,
+        "family": "logistic",
+    }
+    return save_model(model, folder / "target", metadata=metadata), ds, model

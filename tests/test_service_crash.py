@@ -20,16 +20,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from multisteal.data import TabularDataset, load_dataset
-from multisteal.data.inputs import input_spec_of
 from multisteal.errors import BudgetExceededError, MultistealError
-from multisteal.models.io import save_model
-from multisteal.models.zoo import make_pipeline
 from multisteal.query.ledger import batch_digest
 from multisteal.service.app import CONFIG_ENV
 from multisteal.service.client import HTTPQueryAPI
 from multisteal.service.store import open_store
-from service_helpers import free_port, wait_until_healthy
+from service_helpers import free_port, save_german_target, wait_until_healthy
 from test_service_store import _postgres_server
 
 
@@ -47,20 +43,7 @@ class Target:
 @pytest.fixture(scope="module")
 def target(tmp_path_factory: pytest.TempPathFactory) -> Target:
     folder = tmp_path_factory.mktemp("crash-target")
-    ds = load_dataset("german_credit")
-    assert isinstance(ds, TabularDataset)
-    spec = input_spec_of(ds)
-    model = make_pipeline("logistic", spec, random_state=0).fit(ds.features, ds.y)
-    metadata = {
-        "input_spec": spec.to_dict(),
-        "classes": [str(c) for c in ds.class_names],
-        "data": "german_credit",
-        "seed": 7,
-        "split": {"target_train": 500},
-        "split_seed": 11,
-        "family": "logistic",
-    }
-    path = save_model(model, folder / "target", metadata=metadata)
+    path, ds, _ = save_german_target(folder)
     return Target(path, ds.features.reset_index(drop=True))
 
 

@@ -22,8 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from multisteal.attacks import AttackContext, PoolAttack, run_attack
-from multisteal.data import TabularDataset, load_dataset
-from multisteal.data.inputs import ImageSpec, TextSpec, input_spec_of
+from multisteal.data.inputs import ImageSpec, TextSpec
 from multisteal.errors import BudgetExceededError, InvalidInputError, MultistealError
 from multisteal.models.io import load_model, save_model
 from multisteal.models.zoo import make_pipeline
@@ -32,7 +31,7 @@ from multisteal.query.defences import make_defences, parse_defence
 from multisteal.service.app import CONFIG_ENV, create_app
 from multisteal.service.client import HTTPQueryAPI
 from multisteal.service.store import open_store
-from service_helpers import free_port, stop, wait_until_healthy
+from service_helpers import free_port, save_german_target, stop, wait_until_healthy
 
 MAX_BATCH = 300
 MAX_BODY = 400_000
@@ -76,20 +75,7 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("service")
-    ds = load_dataset("german_credit")
-    assert isinstance(ds, TabularDataset)
-    spec = input_spec_of(ds)
-    model = make_pipeline("logistic", spec, random_state=0).fit(ds.features, ds.y)
-    metadata = {
-        "input_spec": spec.to_dict(),
-        "classes": [str(c) for c in ds.class_names],
-        "data": "german_credit",
-        "seed": 7,
-        "split": {"target_train": 500},
-        "split_seed": 11,
-        "family": "logistic",
-    }
-    target = save_model(model, folder / "target", metadata=metadata)
+    target, ds, _ = save_german_target(folder)
     store_url = f"sqlite:///{folder / 'store.db'}"
     port = free_port()
     config = {

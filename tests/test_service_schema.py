@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from service_helpers import save_german_target
+
 schemathesis = pytest.importorskip("schemathesis")
 
 from fastapi import FastAPI  # noqa: E402
@@ -21,10 +23,6 @@ from hypothesis import strategies as st  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 from schemathesis.generation import GenerationMode  # noqa: E402
 
-from multisteal.data import TabularDataset, load_dataset  # noqa: E402
-from multisteal.data.inputs import input_spec_of  # noqa: E402
-from multisteal.models.io import save_model  # noqa: E402
-from multisteal.models.zoo import make_pipeline  # noqa: E402
 from multisteal.service.app import create_app  # noqa: E402
 from multisteal.service.store import open_store  # noqa: E402
 
@@ -56,20 +54,7 @@ class Service:
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Service:
     folder = tmp_path_factory.mktemp("schema")
-    ds = load_dataset("german_credit")
-    assert isinstance(ds, TabularDataset)
-    spec = input_spec_of(ds)
-    model = make_pipeline("logistic", spec, random_state=0).fit(ds.features, ds.y)
-    metadata = {
-        "input_spec": spec.to_dict(),
-        "classes": [str(c) for c in ds.class_names],
-        "data": "german_credit",
-        "seed": 7,
-        "split": {"target_train": 500},
-        "split_seed": 11,
-        "family": "logistic",
-    }
-    target = save_model(model, folder / "target", metadata=metadata)
+    target, ds, _ = save_german_target(folder)
     store_url = f"sqlite:///{folder / 'store.db'}"
     store = open_store(store_url)
     try:
