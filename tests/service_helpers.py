@@ -68,3 +68,25 @@ def save_german_target(folder: Path) -> tuple[Path, Any, Any]:
         "family": "logistic",
     }
     return save_model(model, folder / "target", metadata=metadata), ds, model
+
+
+def uvicorn_command(port: int, workers: int) -> list[str]:
+    """The command that serves ``multisteal.service.app:app_from_env`` (its settings in the
+    environment) on loopback with ``workers`` worker processes."""
+    import sys
+
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "multisteal.service.app:app_from_env",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+    ]

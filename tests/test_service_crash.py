@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +24,7 @@ from multisteal.query.ledger import batch_digest
 from multisteal.service.app import CONFIG_ENV
 from multisteal.service.client import HTTPQueryAPI
 from multisteal.service.store import open_store
-from service_helpers import free_port, save_german_target, wait_until_healthy
+from service_helpers import free_port, save_german_target, uvicorn_command, wait_until_healthy
 from test_service_store import _postgres_server
 
 
@@ -68,21 +67,7 @@ def serving(
     config = {"target_dir": str(target.path), "store_url": store_url, "max_batch": 300}
     env = {**os.environ, CONFIG_ENV: json.dumps(config)}
     log_path = folder / f"{name}.log"
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "multisteal.service.app:app_from_env",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--log-level",
-        "warning",
-    ]
+    command = uvicorn_command(port, workers)
     with log_path.open("w") as log:
         process = subprocess.Popen(
             command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

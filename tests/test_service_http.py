@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -31,7 +30,7 @@ from multisteal.query.defences import make_defences, parse_defence
 from multisteal.service.app import CONFIG_ENV, create_app
 from multisteal.service.client import HTTPQueryAPI
 from multisteal.service.store import open_store
-from service_helpers import free_port, save_german_target, stop, wait_until_healthy
+from service_helpers import free_port, save_german_target, stop, uvicorn_command, wait_until_healthy
 
 MAX_BATCH = 300
 MAX_BODY = 400_000
@@ -87,21 +86,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     env = {**os.environ, CONFIG_ENV: json.dumps(config)}
     log = (folder / "uvicorn.log").open("w")
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "multisteal.service.app:app_from_env",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-            "--log-level",
-            "warning",
-        ],
+        uvicorn_command(port, 2),
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
