@@ -453,7 +453,16 @@ def test_info_health_and_openapi(server: Server) -> None:
     """Catches: model internals (weights, family, file hashes, classes' encoder) published in
     /v1/info, a spec the client cannot rebuild, or missing health/OpenAPI endpoints."""
     info = httpx.get(f"{server.url}/v1/info").json()
-    assert set(info) == {"input_spec", "classes", "output", "n_features", "max_batch", "trained_on"}
+    assert set(info) == {
+        "input_spec",
+        "classes",
+        "output",
+        "n_features",
+        "max_batch",
+        "trained_on",
+        "detect",
+    }
+    assert info["detect"] == "none"
     assert info["trained_on"] == {
         "dataset": "german_credit",
         "split": {"target_train": 500},

@@ -1023,6 +1023,23 @@ def serve(
         int, typer.Option(help="Largest request body, in bytes (larger: 413).")
     ] = 32 * 2**20,
     seed: Annotated[int, typer.Option(help="Seed of the defences' noise.")] = 0,
+    detect: Annotated[
+        str,
+        typer.Option(
+            help="Query-stream detector per API key: none or prada (Juuti et al. 2019); every "
+            "worker and replica judges the key's logged stream."
+        ),
+    ] = "none",
+    detect_param: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Detector parameter key=value, repeatable (prada: delta, min_distances)."
+        ),
+    ] = None,
+    detect_refuse: Annotated[
+        bool,
+        typer.Option(help="Once a key's stream is flagged, refuse its every further query (403)."),
+    ] = False,
 ) -> None:
     """Serve a saved target as an HTTP prediction API (FastAPI under uvicorn)."""
     import os
@@ -1041,6 +1058,10 @@ def serve(
             seed=seed,
             max_batch=max_batch,
             max_body_bytes=max_body_bytes,
+            detect=detect,
+            detect_params=_key_values("--detect-param", detect_param),
+            detect_refuse=detect_refuse,
+            workers=workers,
         )
         app_from_env()  # fail here, with a clear message, rather than in every worker
     except MultistealError as exc:

@@ -11,10 +11,17 @@
 4. a check that the batch fits what remains of the key's budget (403, logged as
    ``refused-budget``; a batch that would cross the budget is refused whole);
 5. the prediction, through the defences and the output policy of :mod:`multisteal.query`;
-6. :meth:`~multisteal.service.store.Store.charge_and_log`, which charges and logs the batch in
-   one committed transaction (403 if a concurrent request spent the budget meanwhile:
-   nothing is answered);
+6. :meth:`~multisteal.service.store.Store.admit_batch`, which in one committed transaction
+   holding the key's lock replays a retried request (same ``Idempotency-Key``) from its stored
+   answer, lets the detector (``detect``, :mod:`multisteal.service.watch`) observe the batch,
+   and charges and logs it (403 if a concurrent request spent the budget meanwhile, or if the
+   detector flagged the stream and ``detect_refuse`` is set: nothing is answered);
 7. the answer.
+
+With several worker processes (``workers``), each draws its defences' noise from its own
+stream (the ``seed`` and its process id), so two workers never add the same noise; what the
+defences share (MAD's proxy) still comes from ``seed`` alone. With one worker the answers are
+reproducible from ``seed``.
 
 Run it with uvicorn, one store connection per worker process::
 
@@ -31,26 +38,30 @@ import os
 import re
 import threading
 import time
+import zlib
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from numpy.typing import NDArray
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from multisteal.data.inputs import InputSpec, TabularSpec, n_inputs
-from multisteal.errors import BudgetExceededError, InvalidInputError
+from multisteal.errors import BudgetExceededError, InvalidInputError, QueryRefusedError
 from multisteal.models.io import load_model, read_metadata
 from multisteal.models.zoo import Classifier
 from multisteal.query.api import Defence, effective_output_mode
 from multisteal.query.defences import make_defences, parse_defence
+from multisteal.query.detection import DETECTORS, make_detector
 from multisteal.query.ledger import batch_digest
 from multisteal.query.outputs import Answer, full_answer, make_output_policy
 from multisteal.service.store import BUDGET_EXCEEDED, KeyInfo, QueryEntry, Store, open_store
+from multisteal.service.watch import DetectorWatch, encode_payload
 
 __all__ = ["CONFIG_ENV", "app_from_env", "create_app"]
 
@@ -68,6 +79,16 @@ NO_LEAVES = (
 )
 BAD_MAX_BATCH = "max_batch must be a positive whole number, got {value!r}."
 BAD_MAX_BODY = "max_body_bytes must be a positive whole number, got {value!r}."
+BAD_WORKERS = "workers must be a positive whole number, got {value!r}."
+UNKNOWN_DETECTOR = "Unknown detector {name!r}: the service takes detect='none' or one of {names}."
+REFUSE_WITHOUT_DETECTOR = "detect_refuse needs a detector (detect='prada')."
+FLAGGED = (
+    "The service's {detector} detector flagged this key's query stream after {after} inputs; "
+    "it refuses every further query from this key. Nothing in this batch was answered."
+)
+BAD_IDEMPOTENCY_KEY = (
+    "The Idempotency-Key header must be 1 to 200 printable ASCII characters; got {got!r}."
+)
 NO_CONFIG = (
     "Set {env} to a JSON object of create_app's arguments, e.g. "
     '{{"target_dir": "runs/x/target", "store_url": "sqlite:///service.db"}}.'
@@ -135,6 +156,7 @@ class BudgetResponse(BaseModel):
 
     detail: str
     budget_remaining: int
+    refused: str
 
 
 class InfoResponse(BaseModel):
@@ -146,10 +168,24 @@ class InfoResponse(BaseModel):
     n_features: int
     max_batch: int
     trained_on: dict[str, Any]
+    detect: str
     budget: dict[str, int] | None = None
+    flagged_after: int | None = None
 
 
 _PREDICT_BODY: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": False,
+            "description": (
+                "A client-chosen id of this batch, resent unchanged with every retry: a retried "
+                "batch already answered is answered again from the stored answer and charged once."
+            ),
+            "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+        }
+    ],
     "requestBody": {
         "required": True,
         "content": {
@@ -173,7 +209,7 @@ _PREDICT_BODY: dict[str, Any] = {
                 }
             }
         },
-    }
+    },
 }
 
 
@@ -217,13 +253,29 @@ class _Service:
     max_body_bytes: int
     trained_on: dict[str, Any]
     store_url: str
+    detect: str = "none"
+    detect_params: dict[str, Any] = field(default_factory=dict)
+    detect_refuse: bool = False
+    workers: int = 1
     store: Store | None = None
     defences: tuple[Defence, ...] = ()
+    watch: DetectorWatch | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def open(self) -> None:
+        """Per worker process: its store connection, defences and detectors."""
         self.store = open_store(self.store_url)
-        self.defences = tuple(make_defences(self.defence_chain, seed=self.seed, model=self.model))
+        noise = self.seed
+        if self.workers > 1:  # each worker its own noise stream
+            noise = int(np.random.SeedSequence([self.seed, os.getpid()]).generate_state(1)[0])
+        self.defences = tuple(
+            make_defences(self.defence_chain, seed=noise, model=self.model, service_seed=self.seed)
+        )
+        if self.detect != "none":
+            self.watch = DetectorWatch(
+                lambda: make_detector(self.detect, self.detect_params, model=self.model),
+                self.spec.validate,
+            )
 
     def close(self) -> None:
         if self.store is not None:
@@ -242,6 +294,7 @@ class _Service:
             "n_features": self.n_features,
             "max_batch": self.max_batch,
             "trained_on": dict(self.trained_on),
+            "detect": self.detect,
         }
 
     # -- the steps of a request ------------------------------------------------------------
@@ -272,8 +325,9 @@ class _Service:
             )
         return info
 
-    def validate(self, body: bytes) -> Any:
-        """The request's inputs, validated through the input spec (422 otherwise)."""
+    def validate(self, body: bytes) -> tuple[list[Any], Any]:
+        """The request's JSON inputs and the same validated through the input spec (422
+        otherwise)."""
         payload = _parse_json(body)
         if not isinstance(payload, dict):
             raise _RefusedError(422, BAD_BODY.format(got=_json_kind(payload)))
@@ -291,7 +345,7 @@ class _Service:
             raise _RefusedError(422, BATCH_TOO_LARGE.format(limit=self.max_batch, n=len(inputs)))
         self._check_items(inputs)
         try:
-            return self.spec.validate(inputs)
+            return inputs, self.spec.validate(inputs)
         except InvalidInputError as exc:
             raise _RefusedError(422, str(exc)) from None
 
@@ -325,8 +379,9 @@ class _Service:
                         422, TEXT_EXPECTED.format(index=index, got=_json_kind(item))
                     )
 
-    def predict(self, inputs: Any) -> Answer:
-        """The answer the output policy and the defences leave (as ``LocalQueryAPI`` does)."""
+    def predict(self, inputs: Any) -> tuple[Answer, NDArray[np.int64]]:
+        """The answer the output policy and the defences leave (as ``LocalQueryAPI`` does),
+        and the model's own decisions (what a detector observes)."""
         policy = make_output_policy(self.output, k=self.k, decimals=self.decimals)
         with self.lock:  # defences draw from their own random streams
             probabilities = np.asarray(self.model.predict_proba(inputs), dtype=np.float64)
@@ -336,35 +391,73 @@ class _Service:
             answer = full_answer(probabilities, leaves)
             for defence in self.defences:
                 answer = defence(inputs, answer)
-        return policy.restrict(answer)
+        decisions = np.argmax(probabilities, axis=1).astype(np.int64)
+        return policy.restrict(answer), decisions
 
-    def answer(self, key: KeyInfo, inputs: Any, received_at: float) -> dict[str, Any]:
+    def answer(
+        self,
+        key: KeyInfo,
+        raw: list[Any],
+        inputs: Any,
+        received_at: float,
+        request_id: str | None = None,
+    ) -> dict[str, Any]:
         store = self._store()
         rows = n_inputs(inputs)
-        entry = QueryEntry(sha256=batch_digest(inputs), received_at=received_at)
-        current = store.key_info(key.id)
-        if rows > current.remaining:
-            store.log_refusal(key.id, rows, entry, "refused-budget")
-            message = BUDGET_EXCEEDED.format(
-                rows=rows, remaining=current.remaining, total=current.budget, used=current.used
-            )
-            raise _RefusedError(403, message, extra={"budget_remaining": current.remaining})
-        answer = self.predict(inputs)
-        try:
-            remaining = store.charge_and_log(key.id, rows, entry)
-        except BudgetExceededError as exc:
-            raise _RefusedError(
-                403, str(exc), extra={"budget_remaining": store.remaining(key.id)}
-            ) from None
-        return {
+        entry = QueryEntry(
+            sha256=batch_digest(inputs), received_at=received_at, request_id=request_id
+        )
+        if request_id is None:  # refuse early what cannot be answered (a retry may be replayed)
+            current = store.key_info(key.id)
+            if self.detect_refuse and current.flagged_after is not None:
+                store.log_refusal(key.id, rows, entry, "refused-flagged")
+                raise self._flagged(current.flagged_after, current.remaining)
+            if rows > current.remaining:
+                store.log_refusal(key.id, rows, entry, "refused-budget")
+                message = BUDGET_EXCEEDED.format(
+                    rows=rows, remaining=current.remaining, total=current.budget, used=current.used
+                )
+                raise _RefusedError(
+                    403, message, extra={"budget_remaining": current.remaining, "refused": "budget"}
+                )
+        answer, decisions = self.predict(inputs)
+        out: dict[str, Any] = {
             "labels": answer.labels.tolist(),
             "scores": None if answer.scores is None else answer.scores.tolist(),
             "revealed": None if answer.revealed is None else answer.revealed.tolist(),
             "mode": answer.mode,
             "classes": list(self.classes),
             "leaves": None if answer.leaves is None else answer.leaves.tolist(),
-            "budget_remaining": int(remaining),
         }
+        if self.watch is not None:
+            entry = replace(entry, inputs=encode_payload(raw, decisions))
+        if request_id is not None:
+            entry = replace(entry, response=zlib.compress(json.dumps(out).encode("utf-8"), 1))
+        try:
+            admitted = store.admit_batch(
+                key.id, rows, entry, watch=self.watch, refuse_flagged=self.detect_refuse
+            )
+        except BudgetExceededError as exc:
+            raise _RefusedError(
+                403,
+                str(exc),
+                extra={"budget_remaining": store.remaining(key.id), "refused": "budget"},
+            ) from None
+        except QueryRefusedError:
+            current = store.key_info(key.id)
+            raise self._flagged(current.flagged_after, current.remaining) from None
+        if admitted.replayed is not None:
+            out = json.loads(zlib.decompress(admitted.replayed))
+        out["budget_remaining"] = int(admitted.remaining)
+        return out
+
+    def _flagged(self, after: int | None, remaining: int) -> _RefusedError:
+        name = self.watch.name if self.watch is not None else "query-stream"
+        return _RefusedError(
+            403,
+            FLAGGED.format(detector=name, after=after),
+            extra={"budget_remaining": remaining, "refused": "flagged"},
+        )
 
 
 def _json_kind(value: object) -> str:
@@ -429,6 +522,15 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+def _idempotency_key(value: str | None) -> str | None:
+    """The request's ``Idempotency-Key`` (``None``: none sent); 422 when malformed."""
+    if value is None:
+        return None
+    if not 1 <= len(value) <= 200 or not all(" " < c <= "~" for c in value):
+        raise _RefusedError(422, BAD_IDEMPOTENCY_KEY.format(got=value[:40]))
+    return value
+
+
 def _positive(value: object, message: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InvalidInputError(message.format(value=value))
@@ -446,6 +548,10 @@ def create_app(
     seed: int = 0,
     max_batch: int = 1024,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    detect: str = "none",
+    detect_params: Mapping[str, Any] | None = None,
+    detect_refuse: bool = False,
+    workers: int = 1,
 ) -> FastAPI:
     """The prediction service for the target saved in ``target_dir``.
 
@@ -462,6 +568,14 @@ def create_app(
         (:func:`~multisteal.query.defences.make_defences`, seeded with ``seed``).
     max_batch : the most inputs one request may hold.
     max_body_bytes : the largest request body accepted (413 beyond).
+    detect, detect_params : a query-stream detector per key (``"prada"``,
+        :mod:`multisteal.query.detection`, with its parameters) or ``"none"``; it observes every
+        batch that fits the budget before it is answered, across workers and replicas
+        (:mod:`multisteal.service.watch`).
+    detect_refuse : once a key's stream is flagged, refuse its every further batch (403);
+        otherwise the flag is only logged.
+    workers : the number of worker processes serving this app (each draws its own defence
+        noise when above 1).
 
     Returns
     -------
@@ -488,6 +602,15 @@ def create_app(
         if isinstance(saved, list) and len(saved) == n_classes
         else [str(c) for c in range(n_classes)]
     )
+    if detect != "none" and detect not in DETECTORS:
+        raise InvalidInputError(
+            UNKNOWN_DETECTOR.format(name=detect, names=", ".join(map(repr, DETECTORS)))
+        )
+    if detect_refuse and detect == "none":
+        raise InvalidInputError(REFUSE_WITHOUT_DETECTOR)
+    params = dict(detect_params or {})
+    if detect != "none":
+        make_detector(detect, params, model=model)  # checks the parameters now
     trained_on = {
         name: metadata[key]
         for name, key in (
@@ -512,6 +635,10 @@ def create_app(
         max_body_bytes=_positive(max_body_bytes, BAD_MAX_BODY),
         trained_on=trained_on,
         store_url=store_url,
+        detect=detect,
+        detect_params=params,
+        detect_refuse=bool(detect_refuse),
+        workers=_positive(workers, BAD_WORKERS),
     )
 
     @contextlib.asynccontextmanager
@@ -543,6 +670,7 @@ def create_app(
             except _RefusedError as refused:
                 return refused.response()
             out["budget"] = {"total": key.budget, "used": key.used, "remaining": key.remaining}
+            out["flagged_after"] = key.flagged_after
         return out
 
     @app.post(
@@ -562,9 +690,10 @@ def create_app(
         received_at = time.time()
         try:
             key = await run_in_threadpool(service.admit, request.headers.get("authorization"))
+            request_id = _idempotency_key(request.headers.get("idempotency-key"))
             body = await _read_body(request, service.max_body_bytes)
-            inputs = await run_in_threadpool(service.validate, body)
-            out = await run_in_threadpool(service.answer, key, inputs, received_at)
+            raw, inputs = await run_in_threadpool(service.validate, body)
+            out = await run_in_threadpool(service.answer, key, raw, inputs, received_at, request_id)
         except _RefusedError as refused:
             return refused.response()
         return JSONResponse(out)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +19,12 @@ import numpy as np
 import pandas as pd
 
 from multisteal.data.inputs import InputSpec, TabularSpec, n_inputs, spec_from_dict, take_inputs
-from multisteal.errors import BudgetExceededError, InvalidInputError, MultistealError
+from multisteal.errors import (
+    BudgetExceededError,
+    InvalidInputError,
+    MultistealError,
+    QueryRefusedError,
+)
 from multisteal.query.ledger import BudgetLedger, QueryLog, QueryRecord, batch_digest
 from multisteal.query.outputs import Answer
 
@@ -149,6 +155,16 @@ class HTTPQueryAPI:
             raise MultistealError(NO_BUDGET.format(url=self.url))
         self._ledger = BudgetLedger(int(budget["total"]))
         self._ledger.used = int(budget["used"])
+        self.detect = str(info.get("detect", "none"))
+        flagged = info.get("flagged_after")
+        self.flagged_after: int | None = int(flagged) if isinstance(flagged, int) else None
+        """Inputs the service's detector had observed when it flagged this key's stream, as
+        last known (``None``: not flagged, or the service does not say); see
+        :meth:`refresh`."""
+
+    def refresh(self) -> None:
+        """Re-read the key's budget and flag from ``GET /v1/info``."""
+        self._read_info(self._json(self._send("GET", "/v1/info")))
 
     # -- the QueryAPI protocol -------------------------------------------------------------
 
@@ -215,18 +231,32 @@ class HTTPQueryAPI:
             digest = ""
         started, clock = time.time(), time.perf_counter()
         batch = len(self._log)
+        # One id per batch, sent again with every retry: the service answers a retried batch
+        # it already answered from its stored answer and charges it once.
         response = self._send(
             "POST",
             "/v1/predict",
             content=body.encode("utf-8"),
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", "Idempotency-Key": uuid.uuid4().hex},
         )
         if response.status_code == 403:
             detail = self._json(response)
             self._update(detail.get("budget_remaining"))
+            flagged = detail.get("refused") == "flagged"
             self._log.append(
-                QueryRecord(batch, rows, digest, started, 0.0, "refused", self._ledger.used)
+                QueryRecord(
+                    batch,
+                    rows,
+                    digest,
+                    started,
+                    0.0,
+                    "refused-flagged" if flagged else "refused",
+                    self._ledger.used,
+                    flagged=flagged,
+                )
             )
+            if flagged:
+                raise QueryRefusedError(str(detail.get("detail")))
             raise BudgetExceededError(str(detail.get("detail")))
         out = self._json(response)
         self._update(out["budget_remaining"])

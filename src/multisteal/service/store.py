@@ -64,13 +64,18 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from multisteal.errors import BudgetExceededError, InvalidInputError, MultistealError
+from multisteal.errors import (
+    BudgetExceededError,
+    InvalidInputError,
+    MultistealError,
+    QueryRefusedError,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -78,11 +83,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "QUERY_STATUSES",
+    "Admitted",
     "KeyInfo",
     "PostgresStore",
     "QueryEntry",
     "SQLiteStore",
     "Store",
+    "StreamWatch",
     "hash_key",
     "open_store",
 ]
@@ -124,6 +131,14 @@ BUDGET_EXCEEDED = (
     "{total} rows remain ({used} already answered). Nothing in this batch was answered."
 )
 CLOSED = "This store is closed."
+FLAGGED = (
+    "The service's detector flagged this key's query stream after {after} inputs; it refuses "
+    "every further query from this key."
+)
+BUDGET_GUARD = (
+    "Key {key_id}'s budget changed inside a transaction that held its lock: the store is "
+    "inconsistent (the budget guard refused the charge)."
+)
 
 LOG_COLUMNS = (
     "id",
@@ -137,6 +152,7 @@ LOG_COLUMNS = (
     "status",
     "flagged",
     "used_after",
+    "request_id",
 )
 """Columns of :meth:`Store.log` (plus ``inputs`` when asked for)."""
 
@@ -149,6 +165,7 @@ _SCHEMA = (
         used {int} NOT NULL DEFAULT 0 CHECK (used >= 0 AND used <= budget),
         rate_per_second {real} CHECK (rate_per_second IS NULL OR rate_per_second > 0),
         batches {int} NOT NULL DEFAULT 0,
+        flagged_after {int},
         created {real} NOT NULL
     )""",
     """CREATE TABLE IF NOT EXISTS queries (
@@ -164,8 +181,13 @@ _SCHEMA = (
         flagged {bool} NOT NULL,
         used_after {int} NOT NULL,
         inputs {blob},
+        request_id TEXT,
+        response {blob},
         UNIQUE (key_id, batch)
     )""",
+    # A retried request (same Idempotency-Key) is answered from its first answer, never twice.
+    """CREATE UNIQUE INDEX IF NOT EXISTS queries_request ON queries (key_id, request_id)
+        WHERE request_id IS NOT NULL AND status = 'answered'""",
     """CREATE TABLE IF NOT EXISTS rate_buckets (
         key_id {int} PRIMARY KEY REFERENCES keys (id),
         tokens {real} NOT NULL,
@@ -197,9 +219,9 @@ _COUNT_REFUSED = (
 )
 _INSERT_QUERY = (
     'INSERT INTO queries (key_id, batch, "rows", sha256, received_at, answered_at, status, '
-    "flagged, used_after, inputs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "flagged, used_after, inputs, request_id, response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_KEY_COLUMNS = "id, name, budget, used, rate_per_second, created"
+_KEY_COLUMNS = "id, name, budget, used, rate_per_second, created, flagged_after"
 
 
 def hash_key(key: str) -> str:
@@ -236,6 +258,8 @@ class KeyInfo:
         Requests per second it may make (``None``: no limit).
     created : float
         When it was added (seconds since the epoch).
+    flagged_after : int or None
+        Inputs a detector had observed when it flagged the key's stream (``None``: never).
     """
 
     id: int
@@ -244,6 +268,7 @@ class KeyInfo:
     used: int
     rate_per_second: float | None
     created: float
+    flagged_after: int | None = None
 
     @property
     def remaining(self) -> int:
@@ -268,7 +293,12 @@ class QueryEntry:
         Whether a detector had flagged the key's stream once this batch was seen.
     inputs : bytes or None
         An optional payload (serialised inputs, decisions) for a detector such as PRADA that
-        replays the stream; the store keeps it as opaque bytes.
+        replays the stream (:class:`StreamWatch`); the store keeps it as opaque bytes.
+    request_id : str or None
+        The client's ``Idempotency-Key``: a retried request with the same id is answered from
+        the first one's stored ``response`` and charged once (:meth:`Store.admit_batch`).
+    response : bytes or None
+        The answer as sent (kept only for answered batches with a ``request_id``).
     """
 
     sha256: str
@@ -276,6 +306,57 @@ class QueryEntry:
     answered_at: float | None = None
     flagged: bool = False
     inputs: bytes | None = None
+    request_id: str | None = None
+    response: bytes | None = None
+
+
+class StreamWatch(Protocol):
+    """A query-stream detector kept per key, in step with the log (see
+    :meth:`Store.admit_batch`).
+
+    Each worker process holds its own detectors; the log is the stream of record. Before a
+    batch is judged, the watch is handed the payloads of the key's batches it has not seen yet
+    (logged by other workers or replicas, or before a restart), in log order, so every worker's
+    detector has seen exactly the logged stream.
+    """
+
+    def seen(self, key_id: int) -> int:
+        """The last batch number of the key this watch has observed (-1: none)."""
+        ...
+
+    def observe(
+        self, key_id: int, pending: Sequence[tuple[int, bytes]], batch: int, payload: bytes
+    ) -> int | None:
+        """Observe the ``pending`` ``(batch, payload)`` pairs, then the new ``batch``; return
+        the number of inputs observed when the stream was first flagged (``None``: not)."""
+        ...
+
+    def forget(self, key_id: int) -> None:
+        """Drop the key's detector (its observations may not match the log any more)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A batch the store let through (:meth:`Store.admit_batch`).
+
+    Attributes
+    ----------
+    remaining : int
+        Rows the key may still have answered.
+    batch : int
+        The batch's number in the key's log.
+    flagged : bool
+        Whether the key's stream is flagged (the answer still left: ``refuse_flagged`` off).
+    replayed : bytes or None
+        For a retried request already answered (same ``request_id``), the stored response,
+        sent again without a new charge; ``None`` for a new batch.
+    """
+
+    remaining: int
+    batch: int
+    flagged: bool = False
+    replayed: bytes | None = None
 
 
 class _Cursor(Protocol):
@@ -339,6 +420,8 @@ def _query_row(
         bool(record.flagged),
         used,
         record.inputs,
+        record.request_id,
+        record.response if status == "answered" else None,
     )
 
 
@@ -478,7 +561,7 @@ class Store(abc.ABC):
             row = self._exec(
                 f"SELECT {_KEY_COLUMNS}, key_hash FROM keys WHERE key_hash = ?", (digest,)
             ).fetchone()
-        if row is None or not hmac.compare_digest(str(row[6]), digest):
+        if row is None or not hmac.compare_digest(str(row[7]), digest):
             return None
         return _key_info(row)
 
@@ -545,26 +628,134 @@ class Store(abc.ABC):
         InvalidInputError
             ``rows`` is not a positive whole number, or no key has this id.
         """
+        return self.admit_batch(key_id, rows, record).remaining
+
+    def admit_batch(
+        self,
+        key_id: int,
+        rows: int,
+        record: QueryEntry,
+        *,
+        watch: StreamWatch | None = None,
+        refuse_flagged: bool = False,
+    ) -> Admitted:
+        """Decide a batch whose answer is ready, charge it and log it, in one transaction.
+
+        The key's row is locked first (SQLite: the write lock of ``BEGIN IMMEDIATE``;
+        PostgreSQL: ``SELECT ... FOR UPDATE``), so the steps below see every batch committed
+        before and no other batch of the key can interleave:
+
+        1. a ``record.request_id`` already answered: its stored response is returned
+           (:attr:`Admitted.replayed`), nothing is charged or logged (a retried request);
+        2. the key's stream already flagged and ``refuse_flagged``: refused
+           (``refused-flagged``, :class:`~multisteal.errors.QueryRefusedError`);
+        3. the batch does not fit in the budget: refused whole (``refused-budget``,
+           :class:`~multisteal.errors.BudgetExceededError`);
+        4. with a ``watch`` (and ``record.inputs``, its payload) on a stream not yet flagged:
+           the watch catches up on the key's logged batches it has not seen, then observes
+           this one; if it flags, the key's ``flagged_after`` is stored (every worker and
+           replica then knows) and, with ``refuse_flagged``, the batch is refused;
+        5. otherwise the batch is charged (with the conditional ``UPDATE`` of
+           :meth:`charge_and_log`) and logged as ``answered``; the transaction commits before
+           this returns, so the answer may leave.
+
+        Refusals are logged (in the same transaction) before the error is raised. If anything
+        fails after the watch observed the batch, the watch forgets the key and rebuilds it
+        from the log next time.
+
+        Parameters
+        ----------
+        key_id, rows, record : as for :meth:`charge_and_log`.
+        watch : StreamWatch or None
+            The worker's detectors (``None``: no detection).
+        refuse_flagged : bool
+            Refuse every batch of a flagged stream (otherwise only log the flag).
+
+        Returns
+        -------
+        Admitted
+        """
         key_id = _check_key_id(key_id)
         rows = _check_rows(rows)
-        answered_at = record.answered_at
-        with self._write():
-            got = self._exec(_CHARGE, (rows, key_id, rows)).fetchone()
-            if got is not None:
-                used, budget, batches = (int(v) for v in got)
-                answered = time.time() if answered_at is None else answered_at
-                self._exec(
-                    _INSERT_QUERY,
-                    _query_row(key_id, batches - 1, rows, record, answered, "answered", used),
-                )
-                if self._before_commit is not None:
-                    self._before_commit()
-        if got is not None:
-            return budget - used
-        used, budget = self._log_refused(key_id, rows, record, "refused-budget")
-        raise BudgetExceededError(
-            BUDGET_EXCEEDED.format(rows=rows, remaining=budget - used, total=budget, used=used)
-        )
+        observed = False
+        refusal: tuple[str, int, int, int | None] | None = None
+        try:
+            with self._write():
+                got = self._exec(
+                    "SELECT used, budget, batches, flagged_after FROM keys WHERE id = ?"
+                    + self._for_update,
+                    (key_id,),
+                ).fetchone()
+                if got is None:
+                    raise InvalidInputError(UNKNOWN_KEY.format(key_id=key_id))
+                used, budget, batch = (int(v) for v in got[:3])
+                flagged_after = None if got[3] is None else int(got[3])
+                if record.request_id is not None:
+                    stored = self._exec(
+                        "SELECT response, batch FROM queries WHERE key_id = ? AND "
+                        "request_id = ? AND status = 'answered'",
+                        (key_id, record.request_id),
+                    ).fetchone()
+                    if stored is not None:
+                        return Admitted(
+                            budget - used,
+                            int(stored[1]),
+                            flagged_after is not None,
+                            b"" if stored[0] is None else bytes(stored[0]),
+                        )
+                status = None
+                if refuse_flagged and flagged_after is not None:
+                    status = "refused-flagged"
+                elif used + rows > budget:
+                    status = "refused-budget"
+                elif watch is not None and flagged_after is None and record.inputs is not None:
+                    pending = self._exec(
+                        "SELECT batch, inputs FROM queries WHERE key_id = ? AND batch > ? AND "
+                        "inputs IS NOT NULL AND status <> 'refused-budget' ORDER BY batch",
+                        (key_id, watch.seen(key_id)),
+                    ).fetchall()
+                    observed = True
+                    flagged_after = watch.observe(
+                        key_id, [(int(b), bytes(p)) for b, p in pending], batch, record.inputs
+                    )
+                    if flagged_after is not None:
+                        self._exec(
+                            "UPDATE keys SET flagged_after = ? WHERE id = ?",
+                            (flagged_after, key_id),
+                        )
+                        if refuse_flagged:
+                            status = "refused-flagged"
+                entry = replace(record, flagged=flagged_after is not None)
+                if status is not None:
+                    self._exec(_COUNT_REFUSED, (key_id,))
+                    self._exec(
+                        _INSERT_QUERY, _query_row(key_id, batch, rows, entry, None, status, used)
+                    )
+                    refusal = (status, used, budget, flagged_after)
+                else:
+                    charged = self._exec(_CHARGE, (rows, key_id, rows)).fetchone()
+                    if charged is None:  # cannot happen: the row is locked and was checked
+                        raise MultistealError(BUDGET_GUARD.format(key_id=key_id))
+                    used = int(charged[0])
+                    answered = time.time() if record.answered_at is None else record.answered_at
+                    self._exec(
+                        _INSERT_QUERY,
+                        _query_row(key_id, batch, rows, entry, answered, "answered", used),
+                    )
+                    if self._before_commit is not None:
+                        self._before_commit()
+        except BaseException:
+            if observed and watch is not None:
+                watch.forget(key_id)
+            raise
+        if refusal is None:
+            return Admitted(budget - used, batch, flagged_after is not None)
+        status, used, budget, flagged_after = refusal
+        if status == "refused-budget":
+            raise BudgetExceededError(
+                BUDGET_EXCEEDED.format(rows=rows, remaining=budget - used, total=budget, used=used)
+            )
+        raise QueryRefusedError(FLAGGED.format(after=flagged_after))
 
     def log_refusal(
         self, key_id: int, rows: int, record: QueryEntry, status: str = "refused-flagged"
@@ -679,7 +870,7 @@ class Store(abc.ABC):
         columns = [*LOG_COLUMNS, *(["inputs"] if inputs else [])]
         sql = (
             'SELECT q.id, q.key_id, k.name, q.batch, q."rows", q.sha256, q.received_at, '
-            "q.answered_at, q.status, q.flagged, q.used_after"
+            "q.answered_at, q.status, q.flagged, q.used_after, q.request_id"
             + (", q.inputs" if inputs else "")
             + " FROM queries q JOIN keys k ON k.id = q.key_id"
         )
@@ -732,6 +923,7 @@ def _key_info(row: Sequence[Any]) -> KeyInfo:
         used=int(row[3]),
         rate_per_second=None if row[4] is None else float(row[4]),
         created=float(row[5]),
+        flagged_after=None if row[6] is None else int(row[6]),
     )
 
 
