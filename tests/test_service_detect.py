@@ -59,7 +59,7 @@ def walk(features: pd.DataFrame, seed: int, n: int) -> pd.DataFrame:
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [
-        {c: (None if pd.isna(v) else v) for c, v in row.items()}
+        {str(c): (None if pd.isna(v) else v) for c, v in row.items()}
         for row in frame.to_dict(orient="records")
     ]
 
@@ -446,3 +446,53 @@ def test_each_worker_draws_its_own_defence_noise(setup: Setup, tmp_path: Path) -
     assert one[0] == one[1]
     assert two[0] != two[1]
     assert one[0] != two[0]
+
+
+def test_an_auditor_key_gets_full_probabilities_and_is_not_watched(
+    setup: Setup, detect_server: Server
+) -> None:
+    """An auditor's key (keys add --auditor) gets the target's own probabilities and is not
+    observed by the detector (the walk that flags an attacker's key does not flag it); with
+    X-Multisteal-View: public it gets what every key gets. An ordinary key may not ask for the
+    full view. Catches: auditor queries counted as an attack, full probabilities for any key
+    that asks, a public view that skips the output policy."""
+    with open_store(detect_server.db) as store:
+        auditor = store.add_key("auditor", 10**5, auditor=True)
+        user = store.add_key("user", 10**5)
+    stream = walk(setup.features, 0, N_WALK)
+    headers = {"Authorization": f"Bearer {auditor}"}
+    for start in range(0, len(stream), BATCH):
+        part = stream.iloc[start : start + BATCH]
+        response = httpx.post(
+            f"{detect_server.url}/v1/predict", json={"inputs": records(part)}, headers=headers
+        )
+        assert response.status_code == 200, response.text
+    np.testing.assert_allclose(
+        np.asarray(response.json()["scores"]), setup.model.predict_proba(part), rtol=0, atol=0
+    )
+    info = httpx.get(f"{detect_server.url}/v1/info", headers=headers).json()
+    assert info["auditor"] is True
+    assert info.get("flagged_after") is None  # (omitted when null)
+    rows = {"inputs": records(setup.features.iloc[:5])}
+    public = httpx.post(
+        f"{detect_server.url}/v1/predict",
+        json=rows,
+        headers={**headers, "X-Multisteal-View": "public"},
+    ).json()
+    ordinary = httpx.post(
+        f"{detect_server.url}/v1/predict", json=rows, headers={"Authorization": f"Bearer {user}"}
+    ).json()
+    assert public["scores"] == ordinary["scores"]
+    refused = httpx.post(
+        f"{detect_server.url}/v1/predict",
+        json=rows,
+        headers={"Authorization": f"Bearer {user}", "X-Multisteal-View": "full"},
+    )
+    assert refused.status_code == 403
+    assert "--auditor" in refused.json()["detail"]
+    bad = httpx.post(
+        f"{detect_server.url}/v1/predict",
+        json=rows,
+        headers={**headers, "X-Multisteal-View": "everything"},
+    )
+    assert bad.status_code == 422

@@ -242,6 +242,29 @@ def audit(
             rich_help_panel=TARGET,
         ),
     ] = None,
+    target_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Audit a live prediction service (multisteal serve) at this URL instead of a "
+            "local target; its /v1/info must show it was trained on this data, split and seed.",
+            rich_help_panel=TARGET,
+        ),
+    ] = None,
+    api_key_env: Annotated[
+        str | None,
+        typer.Option(
+            help="Environment variable holding the attacker's API key (with --target-url).",
+            rich_help_panel=TARGET,
+        ),
+    ] = None,
+    auditor_key_env: Annotated[
+        str | None,
+        typer.Option(
+            help="Environment variable holding the auditor's API key, a second key added with "
+            "multisteal keys add NAME --auditor (with --target-url).",
+            rich_help_panel=TARGET,
+        ),
+    ] = None,
     output: Annotated[
         str,
         typer.Option(
@@ -547,6 +570,9 @@ def audit(
             "split": {**(_split(split) if split else {}), "official": official_split},
             "target": target,
             "target_path": load_target,
+            "target_url": target_url,
+            "api_key_env": api_key_env,
+            "auditor_key_env": auditor_key_env,
             "attack": attack,
             "attack_params": {
                 **_key_values("--attack-param", attack_param),
@@ -981,13 +1007,20 @@ def keys_add(
     rate: Annotated[
         float | None, typer.Option(help="Requests per second the key may make (default: none).")
     ] = None,
+    auditor: Annotated[
+        bool,
+        typer.Option(
+            help="An auditor's key: answered with the target's full probabilities, without "
+            "defences or detection (for multisteal audit --auditor-key-env)."
+        ),
+    ] = False,
 ) -> None:
     """Create an API key and print it (only now: the store keeps its hash)."""
     from multisteal.service.store import open_store
 
     try:
         with open_store(db) as store:
-            key = store.add_key(name, budget, rate)
+            key = store.add_key(name, budget, rate, auditor=auditor)
     except MultistealError as exc:
         raise _fail(str(exc)) from None
     typer.echo(key)

@@ -389,6 +389,11 @@ class AuditConfig(_Strict):
     target: str = "mlp"
     target_params: dict[str, Any] = Field(default_factory=dict)
     target_path: Path | None = None
+    # A remote target: a multisteal prediction service (`multisteal serve`) reached over HTTP.
+    # The keys are read from these environment variables and never written anywhere.
+    target_url: str | None = None
+    api_key_env: str | None = None
+    auditor_key_env: str | None = None
 
     attack: str = "pool"
     attack_params: dict[str, Any] = Field(default_factory=dict)
@@ -687,7 +692,29 @@ class AuditConfig(_Strict):
             raise ValueError(HIDDEN_LOGISTIC)
         if self.target_path is not None and len(self.seed_list) > 1:
             raise ValueError(LOADED_TARGET_SEEDS)
+        self._check_remote()
         return self
+
+    def _check_remote(self) -> None:
+        envs = {"api_key_env": self.api_key_env, "auditor_key_env": self.auditor_key_env}
+        if self.target_url is None:
+            given = [name for name, value in envs.items() if value is not None]
+            if given:
+                raise ValueError(KEYS_WITHOUT_URL.format(fields=", ".join(given)))
+            return
+        if not self.target_url.startswith(("http://", "https://")):
+            raise ValueError(BAD_TARGET_URL.format(url=self.target_url))
+        missing = [name for name, value in envs.items() if not value]
+        if missing:
+            raise ValueError(REMOTE_KEYS_MISSING.format(fields=", ".join(missing)))
+        if self.api_key_env == self.auditor_key_env:
+            raise ValueError(SAME_KEY_ENV.format(env=self.api_key_env))
+        if self.target_path is not None:
+            raise ValueError(URL_AND_PATH)
+        if len(self.seed_list) > 1:
+            raise ValueError(REMOTE_TARGET_SEEDS)
+        if self.defences or self.detect != "none":
+            raise ValueError(REMOTE_DEFENCES)
 
     @property
     def data_source(self) -> str:
@@ -814,6 +841,25 @@ class AuditConfig(_Strict):
 
 
 UNKNOWN_EXPLORER = "Unknown explorer {name!r}. Available explorers: {available}."
+KEYS_WITHOUT_URL = "{fields} name API keys of a remote target: give target_url (--target-url) too."
+BAD_TARGET_URL = "target_url must be an http:// or https:// URL, got {url!r}."
+REMOTE_KEYS_MISSING = (
+    "A remote target (target_url) needs two API keys, each in an environment variable: set "
+    "{fields} (--api-key-env for the attacker's key, --auditor-key-env for the auditor's)."
+)
+SAME_KEY_ENV = (
+    "api_key_env and auditor_key_env are both {env!r}: the attacker and the auditor need two "
+    "keys, each with its own budget."
+)
+URL_AND_PATH = "Give either target_url (a live service) or target_path (a saved target), not both."
+REMOTE_TARGET_SEEDS = (
+    "A remote target is one trained model: audit it with one seed (the --seed it was trained "
+    "with, as its /v1/info says), not several."
+)
+REMOTE_DEFENCES = (
+    "A remote target applies its own defences and detector (multisteal serve --defence ... "
+    "--detect ...): leave defences and detect unset here."
+)
 
 
 def config_error_message(error: ValidationError) -> str:

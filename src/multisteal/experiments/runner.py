@@ -39,13 +39,14 @@ from multisteal.errors import ConfigError, InvalidInputError
 from multisteal.experiments.config import AuditConfig
 from multisteal.experiments.data import PreparedData, prepare_data
 from multisteal.experiments.evaluation import EvaluationContext, Measured
+from multisteal.experiments.remote import RemoteTarget
 from multisteal.experiments.targets import check_target_metadata, target_family
 from multisteal.metrics import accuracy, agreement, expected_calibration_error
 from multisteal.models import Classifier, load_model
 from multisteal.models.pipeline import InputPipeline
 from multisteal.models.zoo import make_pipeline
 from multisteal.query import LocalQueryAPI
-from multisteal.query.api import Detector
+from multisteal.query.api import Detector, QueryAPI
 from multisteal.query.defences import make_defences
 from multisteal.rashomon import (
     EXPLORERS,
@@ -55,6 +56,7 @@ from multisteal.rashomon import (
     candidate_losses,
 )
 from multisteal.rashomon.base import PROBE, SELECTION, check_accepts
+from multisteal.service.client import HTTPQueryAPI
 from multisteal.surrogates import LabelKind, fit_surrogate, surrogate_targets
 
 __all__ = ["AuditResult", "PreparedData", "make_explorer", "prepare_data", "run_single_audit"]
@@ -211,19 +213,28 @@ class _Audit:
         if config.output == "top-k" and config.top_k > data.dataset.n_classes:
             raise ConfigError(TOP_K_TOO_LARGE.format(k=config.top_k, n=data.dataset.n_classes))
         metadata: dict[str, Any] = {}
+        self.remote: RemoteTarget | None = None
+        if config.target_url is not None:
+            say(f"connecting to the service at {config.target_url}")
+            self.remote = RemoteTarget.open(config)
+            metadata = self.remote.check(config, data)
+            self.remote.check_budgets(**self._remote_needs(data))
         if target is None and config.target_path is not None:
             say(f"loading target from {config.target_path}")
             metadata = check_target_metadata(config, data)
             target = load_model(config.target_path)
-        if target is None:
+        if target is None and self.remote is None:
             say(f"training target ({config.target})")
             target = self._train_target(config.target, config.stage_seed("target"))
         # The family of the model actually audited: recorded with a loaded artifact, else read
-        # off the model (a target passed in may not be the configured family).
-        self.family = str(metadata.get("family") or target_family(target))
+        # off the model (a target passed in may not be the configured family); a remote
+        # service does not publish it, so its owner's --target names it.
+        self.family = str(
+            metadata.get("family") or (config.target if target is None else target_family(target))
+        )
         if self.family == "custom" and config.baselines.target_members:
             raise ConfigError(CUSTOM_TARGET.format(cls=type(target).__name__))
-        self.target = target
+        self.target: Classifier | None = target
         self.data = data
         self.metadata = {
             **metadata,
@@ -242,17 +253,23 @@ class _Audit:
 
         # The auditor reaches the target through its own budgeted API too: no side door.
         probe = data.probe.inputs if data.probe is not None else None
-        auditor = LocalQueryAPI(
-            target,
-            output="probabilities",
-            budget=n_inputs(data.X_eval)
+        reference_rows = (
+            n_inputs(data.X_eval)
             + n_inputs(data.X_select)
-            + (0 if probe is None else n_inputs(probe)),
-            input_spec=data.input_spec,
+            + (0 if probe is None else n_inputs(probe))
         )
+        auditor: QueryAPI
+        if self.remote is not None:
+            auditor = self.remote.auditor(reference_rows)
+        else:
+            assert target is not None
+            auditor = LocalQueryAPI(
+                target, output="probabilities", budget=reference_rows, input_spec=data.input_spec
+            )
         P_target = _scores(auditor, data.X_eval)
         self.P_select = _scores(auditor, data.X_select) if n_inputs(data.X_select) else None
         P_probe = _scores(auditor, probe) if probe is not None else None
+        _close(auditor)
         self.logs.append(auditor.log.to_frame().assign(api="auditor", budget=0))
         baseline_rng = np.random.default_rng(config.stage_seed("baselines"))
         self.context = EvaluationContext.build(
@@ -283,6 +300,23 @@ class _Audit:
             if self.checkpoint is not None:
                 self.checkpoint(self._result())
         return self._result()
+
+    def _remote_needs(self, data: PreparedData) -> dict[str, dict[str, int]]:
+        """What the audit will spend of each remote key's budget (rows, by purpose)."""
+        config = self.config
+        n_eval = n_inputs(data.X_eval)
+        return {
+            "auditor": {
+                "evaluation rows": n_eval,
+                "selection rows": n_inputs(data.X_select),
+                "bias probe": 0 if data.probe is None else n_inputs(data.probe.inputs),
+                "honest users' view of the evaluation rows": n_eval,
+                "explorer floor (the pool)": n_inputs(data.X_pool)
+                if config.baselines.explorer_floor
+                else 0,
+            },
+            "attacker": {f"budget {b}": b for b in config.budgets if b not in self.skip},
+        }
 
     # -- the stolen sets -------------------------------------------------------------------
 
@@ -338,6 +372,7 @@ class _Audit:
         rng = np.random.default_rng([config.stage_seed("attack"), budget])
         detectors = self._detectors()
         api = self._service(budget, stream=budget, detectors=detectors)
+        key_used = api.key_ledger.used if isinstance(api, HTTPQueryAPI) else 0
         context = AttackContext(
             api,
             rng,
@@ -369,12 +404,18 @@ class _Audit:
                 )
             )
         flagged = [d.flagged_after for d in detectors if d.flagged_after is not None]
+        if isinstance(api, HTTPQueryAPI):
+            # The service's detector watches the key's whole stream: count this attack's part.
+            api.refresh()
+            if api.flagged_after is not None:
+                flagged = [max(0, api.flagged_after - key_used)]
         attack_info: dict[str, Any] = {
             "queries_used": api.ledger.used,
             "attack_stop": stop,
             "flagged_after": min(flagged) if flagged else float("nan"),
             "recovered_agreement": self._recovered_agreement(attack, api, transcript),
         }
+        _close(api)
         train_part, holdout = transcript.holdout_split(config.holdout_fraction, rng=rng)
         say(f"budget {budget}: surrogate ({config.surrogate})")
         surrogate = self.refit(train_part, config.stage_seed("surrogate"))
@@ -406,9 +447,7 @@ class _Audit:
             self.convergence.append(measured.convergence.assign(budget=budget, set="stolen"))
         self._timed(f"explore+metrics[{budget}]", clock)
 
-    def _recovered_agreement(
-        self, attack: Any, api: LocalQueryAPI, transcript: Transcript
-    ) -> float:
+    def _recovered_agreement(self, attack: Any, api: QueryAPI, transcript: Transcript) -> float:
         """For attacks that reconstruct the model itself (``solve``: equation solving, path
         finding), the reconstruction's label agreement with the target on the evaluation rows;
         NaN for the others, or when the answers do not determine a model (e.g. equation solving
@@ -425,12 +464,19 @@ class _Audit:
 
     def _service(
         self, budget: int, *, stream: int, detectors: tuple[Detector, ...] = ()
-    ) -> LocalQueryAPI:
+    ) -> QueryAPI:
         """The target as the configured service answers: output mode, defences and detectors.
         Every stream (each budget's attacker, the honest users) gets the same service — MAD's
         proxy drawn once from the ``defence`` seed — and noise of its own (one child of that
-        seed per ``stream``)."""
+        seed per ``stream``). A remote service answers the attacker (``stream`` = its budget)
+        through the attacker's key and the honest users (``stream`` 0) through the auditor's
+        key's public view."""
         config = self.config
+        if self.remote is not None:
+            if stream == 0:
+                return self.remote.auditor(budget, public=True)
+            return self.remote.attacker(budget)
+        assert self.target is not None
         seed = np.random.SeedSequence([config.stage_seed("defence"), stream])
         return LocalQueryAPI(
             self.target,
@@ -451,8 +497,8 @@ class _Audit:
 
     def _detectors(self) -> tuple[Detector, ...]:
         config = self.config
-        if config.detect == "none":
-            return ()
+        if config.detect == "none" or self.target is None:
+            return ()  # (a remote service runs its own detector)
         from multisteal.query.detection import make_detector
 
         return (make_detector(config.detect, config.detect_params, model=self.target),)
@@ -465,6 +511,7 @@ class _Audit:
         data = self.data
         api = self._service(n_inputs(data.X_eval), stream=0)
         answers = query_in_batches(api, data.X_eval, batch_size=4096).answers
+        _close(api)
         self.logs.append(api.log.to_frame().assign(api="honest", budget=0))
         soft = answers.soft_targets()
         return {
@@ -564,8 +611,9 @@ class _Audit:
             or "none",
             "output": config.output,
             "answer_mode": config.answer_mode,
-            "defences": " > ".join(d.label() for d in config.defences) or "none",
-            "detect": config.detect,
+            "defences": " > ".join(d.label() for d in config.defences)
+            or ("the service's own (not published)" if self.remote is not None else "none"),
+            "detect": config.detect if self.remote is None else self.remote.detect,
             **self.honest,
             "surrogate": config.surrogate,
             "criterion": config.criterion,
@@ -578,10 +626,16 @@ class _Audit:
         """The explorer, ε and criterion with no budget-limited stealing (see module doc)."""
         config, data = self.config, self.data
         size = n_inputs(data.X_pool)
-        api = LocalQueryAPI(
-            self.target, output="probabilities", budget=size, input_spec=data.input_spec
-        )
+        api: QueryAPI
+        if self.remote is not None:
+            api = self.remote.auditor(size)
+        else:
+            assert self.target is not None
+            api = LocalQueryAPI(
+                self.target, output="probabilities", budget=size, input_spec=data.input_spec
+            )
         transcript = Transcript(data.X_pool, api.query(data.X_pool))
+        _close(api)
         self.logs.append(api.log.to_frame().assign(api="baseline", budget=size))
         # As many held-out rows as the stolen set has at the largest budget: the floor's ε-filter
         # then has the same resolution as the set it is compared with in the summary.
@@ -598,7 +652,11 @@ class _Audit:
         explorer = self.explorer
         # An explorer that perturbs the model it is given runs on the target when it accepts it
         # (e.g. not hidden-layer dropout on a target without hidden layers).
-        if not getattr(explorer, "refits", False) and explorer.accepts(self.target) is None:
+        if (
+            not getattr(explorer, "refits", False)
+            and self.target is not None
+            and explorer.accepts(self.target) is None
+        ):
             chunks = explorer.explore_chunks(
                 self._exploration(self.target, holdout, train_part, explorer_rng)
             )
@@ -693,7 +751,14 @@ class _Audit:
         )
 
 
-def _scores(api: LocalQueryAPI, X: Any, batch_size: int = 4096) -> NDArray[np.float64]:
+def _close(api: QueryAPI) -> None:
+    """Close an API that holds a connection (an HTTP client)."""
+    close = getattr(api, "close", None)
+    if callable(close):
+        close()
+
+
+def _scores(api: QueryAPI, X: Any, batch_size: int = 4096) -> NDArray[np.float64]:
     """The API's probabilities on ``X``, queried in batches."""
     scores = query_in_batches(api, X, batch_size=batch_size).answers.scores
     assert scores is not None  # the API answers probabilities

@@ -86,6 +86,11 @@ FLAGGED = (
     "The service's {detector} detector flagged this key's query stream after {after} inputs; "
     "it refuses every further query from this key. Nothing in this batch was answered."
 )
+BAD_VIEW = "The X-Multisteal-View header must be 'public' or 'full'; got {got!r}."
+NOT_AUDITOR = (
+    "This key may only have the service's public answers; full probabilities (X-Multisteal-View: "
+    "full) are for auditor keys (multisteal keys add NAME --auditor)."
+)
 BAD_IDEMPOTENCY_KEY = (
     "The Idempotency-Key header must be 1 to 200 printable ASCII characters; got {got!r}."
 )
@@ -171,6 +176,7 @@ class InfoResponse(BaseModel):
     detect: str
     budget: dict[str, int] | None = None
     flagged_after: int | None = None
+    auditor: bool | None = None
 
 
 _PREDICT_BODY: dict[str, Any] = {
@@ -184,7 +190,17 @@ _PREDICT_BODY: dict[str, Any] = {
                 "batch already answered is answered again from the stored answer and charged once."
             ),
             "schema": {"type": "string", "minLength": 1, "maxLength": 200},
-        }
+        },
+        {
+            "name": "X-Multisteal-View",
+            "in": "header",
+            "required": False,
+            "description": (
+                "'public': the service's answers (output policy and defences); 'full': the "
+                "target's full probabilities, for auditor keys only (their default)."
+            ),
+            "schema": {"type": "string", "enum": ["public", "full"]},
+        },
     ],
     "requestBody": {
         "required": True,
@@ -379,17 +395,20 @@ class _Service:
                         422, TEXT_EXPECTED.format(index=index, got=_json_kind(item))
                     )
 
-    def predict(self, inputs: Any) -> tuple[Answer, NDArray[np.int64]]:
-        """The answer the output policy and the defences leave (as ``LocalQueryAPI`` does),
-        and the model's own decisions (what a detector observes)."""
-        policy = make_output_policy(self.output, k=self.k, decimals=self.decimals)
+    def predict(self, inputs: Any, *, full: bool = False) -> tuple[Answer, NDArray[np.int64]]:
+        """The answer the output policy and the defences leave (as ``LocalQueryAPI`` does) —
+        with ``full``, the target's own probabilities — and the model's own decisions (what a
+        detector observes)."""
+        policy = make_output_policy(
+            "probabilities" if full else self.output, k=self.k, decimals=self.decimals
+        )
         with self.lock:  # defences draw from their own random streams
             probabilities = np.asarray(self.model.predict_proba(inputs), dtype=np.float64)
             leaves = None
             if policy.name == "leaf":
                 leaves = np.asarray(self.model.apply(inputs), dtype=np.int64)  # type: ignore[attr-defined]
             answer = full_answer(probabilities, leaves)
-            for defence in self.defences:
+            for defence in () if full else self.defences:
                 answer = defence(inputs, answer)
         decisions = np.argmax(probabilities, axis=1).astype(np.int64)
         return policy.restrict(answer), decisions
@@ -401,7 +420,10 @@ class _Service:
         inputs: Any,
         received_at: float,
         request_id: str | None = None,
+        full: bool = False,
     ) -> dict[str, Any]:
+        """Answer a validated batch for ``key`` (``full``: an auditor's full probabilities,
+        neither defended nor observed by the detector)."""
         store = self._store()
         rows = n_inputs(inputs)
         entry = QueryEntry(
@@ -420,7 +442,7 @@ class _Service:
                 raise _RefusedError(
                     403, message, extra={"budget_remaining": current.remaining, "refused": "budget"}
                 )
-        answer, decisions = self.predict(inputs)
+        answer, decisions = self.predict(inputs, full=full)
         out: dict[str, Any] = {
             "labels": answer.labels.tolist(),
             "scores": None if answer.scores is None else answer.scores.tolist(),
@@ -429,13 +451,14 @@ class _Service:
             "classes": list(self.classes),
             "leaves": None if answer.leaves is None else answer.leaves.tolist(),
         }
-        if self.watch is not None:
+        watch = None if key.auditor else self.watch  # an auditor's queries are not an attack
+        if watch is not None:
             entry = replace(entry, inputs=encode_payload(raw, decisions))
         if request_id is not None:
             entry = replace(entry, response=zlib.compress(json.dumps(out).encode("utf-8"), 1))
         try:
             admitted = store.admit_batch(
-                key.id, rows, entry, watch=self.watch, refuse_flagged=self.detect_refuse
+                key.id, rows, entry, watch=watch, refuse_flagged=self.detect_refuse
             )
         except BudgetExceededError as exc:
             raise _RefusedError(
@@ -520,6 +543,17 @@ async def _read_body(request: Request, limit: int) -> bytes:
         if len(body) > limit:
             raise _RefusedError(413, BODY_TOO_LARGE.format(limit=limit))
     return bytes(body)
+
+
+def _full_view(key: KeyInfo, value: str | None) -> bool:
+    """Whether the request gets the target's full probabilities (auditor keys, by default)."""
+    if value is None:
+        return key.auditor
+    if value not in ("public", "full"):
+        raise _RefusedError(422, BAD_VIEW.format(got=value[:40]))
+    if value == "full" and not key.auditor:
+        raise _RefusedError(403, NOT_AUDITOR, extra={"refused": "view"})
+    return value == "full"
 
 
 def _idempotency_key(value: str | None) -> str | None:
@@ -671,6 +705,7 @@ def create_app(
                 return refused.response()
             out["budget"] = {"total": key.budget, "used": key.used, "remaining": key.remaining}
             out["flagged_after"] = key.flagged_after
+            out["auditor"] = key.auditor
         return out
 
     @app.post(
@@ -691,9 +726,12 @@ def create_app(
         try:
             key = await run_in_threadpool(service.admit, request.headers.get("authorization"))
             request_id = _idempotency_key(request.headers.get("idempotency-key"))
+            full = _full_view(key, request.headers.get("x-multisteal-view"))
             body = await _read_body(request, service.max_body_bytes)
             raw, inputs = await run_in_threadpool(service.validate, body)
-            out = await run_in_threadpool(service.answer, key, raw, inputs, received_at, request_id)
+            out = await run_in_threadpool(
+                service.answer, key, raw, inputs, received_at, request_id, full
+            )
         except _RefusedError as refused:
             return refused.response()
         return JSONResponse(out)

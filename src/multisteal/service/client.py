@@ -31,6 +31,7 @@ from multisteal.query.outputs import Answer
 __all__ = ["HTTPQueryAPI"]
 
 BAD_BATCH_SIZE = "batch_size must be a positive whole number, got {value!r}."
+BAD_VIEW = "view must be None, 'public' or 'full', got {value!r}."
 BAD_RETRIES = "retries must be a whole number >= 0, got {value!r}."
 UNAUTHORISED = "The service at {url} refused the API key ({detail})."
 INVALID = "The service at {url} refused the inputs: {detail}"
@@ -96,6 +97,13 @@ class HTTPQueryAPI:
         The first retry's wait, in seconds.
     timeout : float
         Seconds to wait for each response.
+    budget : int or None
+        The most rows this client will have answered (its own :attr:`ledger`, e.g. one
+        attack's budget out of a larger key); ``None``: the key's remaining budget.
+    view : {'public', 'full'} or None
+        Sent as ``X-Multisteal-View``: an auditor key's ``public`` answers (the service's
+        output policy and defences) instead of its default full probabilities; ``None``: the
+        key's default.
     transport : httpx.BaseTransport or None
         A custom transport (tests).
 
@@ -114,6 +122,8 @@ class HTTPQueryAPI:
         retries: int = 5,
         backoff: float = 0.5,
         timeout: float = 30.0,
+        budget: int | None = None,
+        view: str | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -121,16 +131,22 @@ class HTTPQueryAPI:
             raise InvalidInputError(BAD_BATCH_SIZE.format(value=batch_size))
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise InvalidInputError(BAD_RETRIES.format(value=retries))
+        if view not in (None, "public", "full"):
+            raise InvalidInputError(BAD_VIEW.format(value=view))
         self.url = url.rstrip("/")
+        self._own = None if budget is None else BudgetLedger(budget)
         self.batch_size = batch_size
         self.retries = retries
         self.backoff = float(backoff)
         self.retried = 0
         """Requests re-sent so far (after a 429, a 5xx or a connection error)."""
         self._sleep = sleep
+        headers = {"Authorization": f"Bearer {api_key}"}
+        if view is not None:
+            headers["X-Multisteal-View"] = view
         self._client = httpx.Client(
             base_url=self.url,
-            headers={"Authorization": f"Bearer {api_key}"},
+            headers=headers,
             timeout=timeout,
             transport=transport,
         )
@@ -143,6 +159,8 @@ class HTTPQueryAPI:
         self._log = QueryLog()
 
     def _read_info(self, info: dict[str, Any]) -> None:
+        self.info = dict(info)
+        """What ``GET /v1/info`` published (input spec, classes, output, ``trained_on``, ...)."""
         self._spec: InputSpec = spec_from_dict(info["input_spec"])
         self.classes: tuple[str, ...] = tuple(str(c) for c in info["classes"])
         self._output_mode = str(info["output"])
@@ -153,8 +171,12 @@ class HTTPQueryAPI:
         budget = info.get("budget")
         if not isinstance(budget, dict):
             raise MultistealError(NO_BUDGET.format(url=self.url))
-        self._ledger = BudgetLedger(int(budget["total"]))
-        self._ledger.used = int(budget["used"])
+        self.key_ledger = BudgetLedger(int(budget["total"]))
+        """The key's budget on the service (``total``/``used``/``remaining``), as last
+        reported."""
+        self.key_ledger.used = int(budget["used"])
+        self.auditor = bool(info.get("auditor", False))
+        """Whether the key is an auditor's (full probabilities by default)."""
         self.detect = str(info.get("detect", "none"))
         flagged = info.get("flagged_after")
         self.flagged_after: int | None = int(flagged) if isinstance(flagged, int) else None
@@ -186,8 +208,9 @@ class HTTPQueryAPI:
 
     @property
     def ledger(self) -> BudgetLedger:
-        """``total``/``used``/``remaining`` as the service last reported them."""
-        return self._ledger
+        """This client's budget: its own (``budget``), else the key's as the service last
+        reported it."""
+        return self.key_ledger if self._own is None else self._own
 
     @property
     def log(self) -> QueryLog:
@@ -199,7 +222,9 @@ class HTTPQueryAPI:
         rows = len(X)
         if rows == 0:
             return self._query_batch(X)  # the service names the problem (422)
-        self._ledger.check(rows)  # refuse locally what the service would refuse
+        self.key_ledger.check(rows)  # refuse locally what the service would refuse
+        if self._own is not None:
+            self._own.check(rows)
         parts: list[Answer] = []
         for start in range(0, rows, self.batch_size):
             index = np.arange(start, min(start + self.batch_size, rows))
@@ -243,6 +268,10 @@ class HTTPQueryAPI:
             detail = self._json(response)
             self._update(detail.get("budget_remaining"))
             flagged = detail.get("refused") == "flagged"
+            if detail.get("refused") == "view":
+                raise MultistealError(
+                    UNAUTHORISED.format(url=self.url, detail=detail.get("detail"))
+                )
             self._log.append(
                 QueryRecord(
                     batch,
@@ -251,7 +280,7 @@ class HTTPQueryAPI:
                     started,
                     0.0,
                     "refused-flagged" if flagged else "refused",
-                    self._ledger.used,
+                    self.ledger.used,
                     flagged=flagged,
                 )
             )
@@ -260,6 +289,8 @@ class HTTPQueryAPI:
             raise BudgetExceededError(str(detail.get("detail")))
         out = self._json(response)
         self._update(out["budget_remaining"])
+        if self._own is not None:
+            self._own.used += rows
         self._log.append(
             QueryRecord(
                 batch,
@@ -268,7 +299,7 @@ class HTTPQueryAPI:
                 started,
                 time.perf_counter() - clock,
                 "answered",
-                self._ledger.used,
+                self.ledger.used,
             )
         )
         scores, revealed, leaves = out.get("scores"), out.get("revealed"), out.get("leaves")
@@ -286,8 +317,8 @@ class HTTPQueryAPI:
         )
 
     def _update(self, remaining: object) -> None:
-        if isinstance(remaining, int) and self._ledger.total is not None:
-            self._ledger.used = self._ledger.total - remaining
+        if isinstance(remaining, int) and self.key_ledger.total is not None:
+            self.key_ledger.used = self.key_ledger.total - remaining
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One request, retried after a 429, a 5xx or a connection error."""

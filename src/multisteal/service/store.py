@@ -166,6 +166,7 @@ _SCHEMA = (
         rate_per_second {real} CHECK (rate_per_second IS NULL OR rate_per_second > 0),
         batches {int} NOT NULL DEFAULT 0,
         flagged_after {int},
+        auditor {bool} NOT NULL,
         created {real} NOT NULL
     )""",
     """CREATE TABLE IF NOT EXISTS queries (
@@ -221,7 +222,7 @@ _INSERT_QUERY = (
     'INSERT INTO queries (key_id, batch, "rows", sha256, received_at, answered_at, status, '
     "flagged, used_after, inputs, request_id, response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_KEY_COLUMNS = "id, name, budget, used, rate_per_second, created, flagged_after"
+_KEY_COLUMNS = "id, name, budget, used, rate_per_second, created, flagged_after, auditor"
 
 
 def hash_key(key: str) -> str:
@@ -260,6 +261,10 @@ class KeyInfo:
         When it was added (seconds since the epoch).
     flagged_after : int or None
         Inputs a detector had observed when it flagged the key's stream (``None``: never).
+    auditor : bool
+        An auditor's key: answered with the target's full probabilities, without defences or
+        detection, unless it asks for the public answers (``multisteal audit
+        --auditor-key-env``).
     """
 
     id: int
@@ -269,6 +274,7 @@ class KeyInfo:
     rate_per_second: float | None
     created: float
     flagged_after: int | None = None
+    auditor: bool = False
 
     @property
     def remaining(self) -> int:
@@ -501,7 +507,9 @@ class Store(abc.ABC):
 
     # -- keys ----------------------------------------------------------------------------------
 
-    def add_key(self, name: str, budget: int, rate: float | None = None) -> str:
+    def add_key(
+        self, name: str, budget: int, rate: float | None = None, *, auditor: bool = False
+    ) -> str:
         """Create an API key and return it; this is the only time the key is seen.
 
         Parameters
@@ -512,6 +520,8 @@ class Store(abc.ABC):
             Rows the key may have answered in total (positive).
         rate : float or None
             Requests per second the key may make (``None``: no limit).
+        auditor : bool
+            An auditor's key (:attr:`KeyInfo.auditor`).
 
         Returns
         -------
@@ -532,8 +542,8 @@ class Store(abc.ABC):
             with self._write():
                 self._exec(
                     "INSERT INTO keys (name, key_hash, budget, used, rate_per_second, batches, "
-                    "created) VALUES (?, ?, ?, 0, ?, 0, ?)",
-                    (name, hash_key(key), total, per_second, time.time()),
+                    "auditor, created) VALUES (?, ?, ?, 0, ?, 0, ?, ?)",
+                    (name, hash_key(key), total, per_second, bool(auditor), time.time()),
                 )
         except self._unique_violations():
             raise InvalidInputError(DUPLICATE_NAME.format(name=name)) from None
@@ -561,7 +571,7 @@ class Store(abc.ABC):
             row = self._exec(
                 f"SELECT {_KEY_COLUMNS}, key_hash FROM keys WHERE key_hash = ?", (digest,)
             ).fetchone()
-        if row is None or not hmac.compare_digest(str(row[7]), digest):
+        if row is None or not hmac.compare_digest(str(row[8]), digest):
             return None
         return _key_info(row)
 
@@ -924,6 +934,7 @@ def _key_info(row: Sequence[Any]) -> KeyInfo:
         rate_per_second=None if row[4] is None else float(row[4]),
         created=float(row[5]),
         flagged_after=None if row[6] is None else int(row[6]),
+        auditor=bool(row[7]),
     )
 
 
