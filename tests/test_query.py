@@ -56,7 +56,7 @@ def test_ledger_never_answers_beyond_budget(model, rng) -> None:
     assert counting.rows == answered == api.ledger.used <= 100
     assert api.log.rows_answered == answered
     log = api.log.to_frame()
-    assert set(log["status"]) == {"answered", "refused"}
+    assert set(log["status"]) == {"answered", "refused-budget"}
     assert log.loc[log["status"] == "answered", "rows"].sum() == answered
 
 

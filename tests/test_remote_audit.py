@@ -43,7 +43,7 @@ FAST = {
 # probabilities) and the honest users' (rounded) differ, so a mix-up changes the results.
 PUBLIC = {"output": "rounded", "decimals": 1}
 # Columns that say where the target is, not what was measured.
-WHERE = {"defences", "detect"}
+WHERE = {"defences", "detect", "target_service"}
 
 
 @dataclass
@@ -104,7 +104,9 @@ def test_the_remote_audit_equals_the_in_process_audit_of_the_same_target(
     audit needs. Catches: answers that lose precision in JSON, the auditor's view going
     through the attacker's key (or the public output), the honest view answered with full
     probabilities, budgets sharing one key, batches reordered or resent."""
-    monkeypatch.setenv("MS_ATTACKER", service.attacker)
+    with open_store(service.db) as store:  # one attacker per budget, as in-process
+        per_budget = [store.add_key("attacker-80", 80), store.add_key("attacker-120", 120)]
+    monkeypatch.setenv("MS_ATTACKER", ",".join(per_budget))
     monkeypatch.setenv("MS_AUDITOR", service.auditor)
     before = used(service)
     common = ["--dataset", "german_credit", "--target", "logistic", "--budget", "80,120"]
@@ -160,7 +162,10 @@ def test_the_remote_audit_equals_the_in_process_audit_of_the_same_target(
     assert attacker_http["sha256"].tolist() == attacker_local["sha256"].tolist()
     assert len(attacker_http) > 0
     after = used(service)
-    assert after["attacker"] - before["attacker"] == 80 + 120
+    assert (after["attacker-80"], after["attacker-120"]) == (80, 120)
+    assert after["attacker"] == before["attacker"]
+    assert set(results["attacker_keys"]) == {"one per budget"}
+    assert set(results["target_service"]) == {service.url}
     spent = after["auditor"] - before["auditor"]
     auditor_rows = logs["http"][logs["http"]["api"].isin(["auditor", "honest", "baseline"])]
     assert spent == int(auditor_rows["rows"].sum())
@@ -207,6 +212,13 @@ def test_keys_are_checked_before_any_query(
     with pytest.raises(ConfigError) as info:
         run_audit(config)
     assert str(info.value) == NOT_AUDITOR.format(env="MS_AUDITOR")
+    monkeypatch.setenv("MS_AUDITOR", service.auditor)
+    monkeypatch.setenv("MS_ATTACKER", ",".join([service.attacker] * 3))
+    with pytest.raises(ConfigError, match="3 comma-separated attacker keys, but the run has 2"):
+        run_audit(config)
+    monkeypatch.setenv("MS_ATTACKER", f"{service.attacker},{service.attacker}")
+    with pytest.raises(ConfigError, match="same attacker key more than once"):
+        run_audit(config)
     with open_store(service.db) as store:
         small = store.add_key("small", 50)
     monkeypatch.setenv("MS_ATTACKER", small)

@@ -247,7 +247,9 @@ def test_two_replicas_share_one_postgres_budget(
                         refusals[index] += 1
                         # a 403 from the service, or refused locally (the last answer
                         # reported fewer than 10 rows left): only the first is logged
-                        sent_refused[index] = sum(r.status == "refused" for r in api.log.records)
+                        sent_refused[index] = sum(
+                            r.status == "refused-budget" for r in api.log.records
+                        )
                         return
                     answered[index].append(batch_digest(batch))
         except BaseException as exc:

@@ -308,7 +308,7 @@ def test_client_retries_5xx_and_maps_errors() -> None:
         with pytest.raises(BudgetExceededError, match="Query budget exceeded"):
             api.query(["z"])
         assert api.ledger.remaining == 1
-        assert [r.status for r in api.log.records] == ["answered", "refused"]
+        assert [r.status for r in api.log.records] == ["answered", "refused-budget"]
 
 
 # -- bad requests ----------------------------------------------------------------------------

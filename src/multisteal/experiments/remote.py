@@ -4,7 +4,10 @@ The target is a :mod:`multisteal.service` reached over HTTP with two API keys, r
 environment variables named in the configuration (never stored):
 
 * the **attacker's** key (``api_key_env``): every budget's attack queries the service with it,
-  through the service's output policy, defences and detector;
+  through the service's output policy, defences and detector. The variable may hold one key
+  per budget, comma-separated (in the order of the budgets): each attack is then a separate
+  attacker, as in an in-process audit, and the service's detector judges each alone; with one
+  key the detector sees all budgets' queries as one stream;
 * the **auditor's** key (``auditor_key_env``, added with ``multisteal keys add NAME
   --auditor``): the target's full probabilities on the evaluation rows (the reference every
   metric is measured against), on the whole pool for the explorer floor, and the service's
@@ -34,6 +37,11 @@ NO_KEY = (
     "empty: export it before running the audit."
 )
 SAME_KEY = "The attacker's and the auditor's API keys are the same key: each needs its own."
+KEYS_PER_BUDGET = (
+    "{env} holds {n} comma-separated attacker keys, but the run has {budgets} budgets: give one "
+    "key (shared by every budget) or one per budget, in the order of the budgets."
+)
+REPEATED_KEYS = "{env} holds the same attacker key more than once: each budget needs its own."
 NOT_AUDITOR = (
     "The key in {env} is not an auditor's key: the audit needs the target's full probabilities "
     "on the evaluation rows. Add one with multisteal keys add NAME --budget N --auditor."
@@ -79,35 +87,52 @@ class RemoteTarget:
     """The two keys of a remote audit and what the service published."""
 
     url: str
-    attacker_key: str
+    attacker_keys: dict[int, str]
     auditor_key: str
     info: dict[str, Any]
     batch_size: int
     auditor_remaining: int
-    attacker_remaining: int
+    attacker_remaining: dict[str, int]
+
+    @property
+    def shared_attacker(self) -> bool:
+        """Whether one attacker key serves every budget (one stream for the detector)."""
+        return len(set(self.attacker_keys.values())) == 1 and len(self.attacker_keys) > 1
 
     @classmethod
     def open(cls, config: AuditConfig) -> RemoteTarget:
         """Read the keys from the environment and both keys' view of ``/v1/info``."""
         assert config.target_url is not None
-        attacker = _key(config, "api_key_env", "attacker", "api-key-env")
+        given = _key(config, "api_key_env", "attacker", "api-key-env")
+        keys = [k.strip() for k in given.split(",") if k.strip()]
+        budgets = list(config.budgets)
+        if len(keys) not in (1, len(budgets)):
+            raise ConfigError(
+                KEYS_PER_BUDGET.format(env=config.api_key_env, n=len(keys), budgets=len(budgets))
+            )
+        if len(set(keys)) != len(keys):
+            raise ConfigError(REPEATED_KEYS.format(env=config.api_key_env))
+        attackers = {b: keys[i] if len(keys) > 1 else keys[0] for i, b in enumerate(budgets)}
         auditor = _key(config, "auditor_key_env", "auditor", "auditor-key-env")
-        if attacker == auditor:
+        if auditor in keys:
             raise ConfigError(SAME_KEY)
         with HTTPQueryAPI(config.target_url, auditor) as api:
             if not api.auditor:
                 raise ConfigError(NOT_AUDITOR.format(env=config.auditor_key_env))
             auditor_remaining = api.key_ledger.remaining
             info = api.info
-        with HTTPQueryAPI(config.target_url, attacker) as api:
-            if api.auditor:
-                raise ConfigError(AUDITOR_AS_ATTACKER.format(env=config.api_key_env))
-            attacker_remaining = api.key_ledger.remaining
+        attacker_remaining: dict[str, int] = {}
+        for key in keys:
+            with HTTPQueryAPI(config.target_url, key) as api:
+                if api.auditor:
+                    raise ConfigError(AUDITOR_AS_ATTACKER.format(env=config.api_key_env))
+                remaining = api.key_ledger.remaining
+                assert remaining is not None
+                attacker_remaining[key] = remaining
         assert auditor_remaining is not None
-        assert attacker_remaining is not None
         return cls(
             url=config.target_url,
-            attacker_key=attacker,
+            attacker_keys=attackers,
             auditor_key=auditor,
             info=info,
             batch_size=config.query_batch_size,
@@ -150,13 +175,23 @@ class RemoteTarget:
         """The service's published detector (``none`` or e.g. ``prada``)."""
         return str(self.info.get("detect", "none"))
 
-    def check_budgets(self, *, auditor: dict[str, int], attacker: dict[str, int]) -> None:
-        """Refuse, before any query, an audit the keys' budgets cannot pay for (each mapping:
-        what the rows are for → how many)."""
-        for role, needs, remaining in (
-            ("auditor", auditor, self.auditor_remaining),
-            ("attacker", attacker, self.attacker_remaining),
-        ):
+    def check_budgets(self, *, auditor: dict[str, int], attacker: dict[int, int]) -> None:
+        """Refuse, before any query, an audit the keys' budgets cannot pay for (``auditor``:
+        what the rows are for → how many; ``attacker``: budget → rows it will spend)."""
+        checks: list[tuple[str, dict[str, int], int]] = [
+            ("auditor", auditor, self.auditor_remaining)
+        ]
+        for key, remaining in self.attacker_remaining.items():
+            needs = {
+                f"budget {b}": rows for b, rows in attacker.items() if self.attacker_keys[b] == key
+            }
+            role = (
+                "attacker"
+                if len(self.attacker_remaining) == 1
+                else f"attacker ({', '.join(needs)})"
+            )
+            checks.append((role, needs, remaining))
+        for role, needs, remaining in checks:
             needed = sum(needs.values())
             if needed > remaining:
                 detail = ", ".join(f"{what} {rows}" for what, rows in needs.items() if rows)
@@ -178,5 +213,6 @@ class RemoteTarget:
         )
 
     def attacker(self, budget: int) -> HTTPQueryAPI:
-        """The attacker's API for one attack, capped at ``budget`` rows."""
-        return HTTPQueryAPI(self.url, self.attacker_key, batch_size=self.batch_size, budget=budget)
+        """The attacker's API for one attack (its budget's key), capped at ``budget`` rows."""
+        key = self.attacker_keys[budget]
+        return HTTPQueryAPI(self.url, key, batch_size=self.batch_size, budget=budget)

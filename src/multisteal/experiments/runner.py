@@ -301,7 +301,7 @@ class _Audit:
                 self.checkpoint(self._result())
         return self._result()
 
-    def _remote_needs(self, data: PreparedData) -> dict[str, dict[str, int]]:
+    def _remote_needs(self, data: PreparedData) -> dict[str, Any]:
         """What the audit will spend of each remote key's budget (rows, by purpose)."""
         config = self.config
         n_eval = n_inputs(data.X_eval)
@@ -315,7 +315,7 @@ class _Audit:
                 if config.baselines.explorer_floor
                 else 0,
             },
-            "attacker": {f"budget {b}": b for b in config.budgets if b not in self.skip},
+            "attacker": {b: b for b in config.budgets if b not in self.skip},
         }
 
     # -- the stolen sets -------------------------------------------------------------------
@@ -614,6 +614,12 @@ class _Audit:
             "defences": " > ".join(d.label() for d in config.defences)
             or ("the service's own (not published)" if self.remote is not None else "none"),
             "detect": config.detect if self.remote is None else self.remote.detect,
+            "target_service": "in-process" if self.remote is None else self.remote.url,
+            # Each budget's attack is its own attacker in-process; a remote service's detector
+            # sees one stream per key.
+            "attacker_keys": "one for all budgets"
+            if self.remote is not None and self.remote.shared_attacker
+            else "one per budget",
             **self.honest,
             "surrogate": config.surrogate,
             "criterion": config.criterion,

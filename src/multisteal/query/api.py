@@ -257,7 +257,7 @@ class LocalQueryAPI:
         try:
             self._ledger.check(rows)
         except BudgetExceededError:
-            refuse("refused")
+            refuse("refused-budget")
             raise
         probabilities = np.asarray(self._model.predict_proba(arr), dtype=np.float64)
         decisions = np.argmax(probabilities, axis=1).astype(np.int64)

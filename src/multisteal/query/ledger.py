@@ -77,7 +77,7 @@ class QueryRecord:
     sha256: str
     timestamp: float
     seconds: float
-    status: str  # "answered", "refused" (budget) or "refused-flagged" (detector)
+    status: str  # "answered", "refused-budget" or "refused-flagged" (detector)
     used_after: int
     flagged: bool = False
     """Whether a detector had flagged the stream once this batch was answered."""

@@ -506,6 +506,15 @@ def _service_section(results: pd.DataFrame) -> list[str]:
             "*Flagged after*: the inputs the service had received when the detector first "
             "flagged the stream (a batch that makes it flag counts, even when it is refused).",
         ]
+        if str(first.get("attacker_keys", "one per budget")) == "one for all budgets":
+            after += [
+                "",
+                "**One attacker key served every budget**: the service's detector saw all "
+                "budgets' queries as one stream, in the order of the budgets, so a budget's "
+                "flag may come from earlier budgets' queries (counted here from the budget's "
+                "own first query; 0 when the stream was flagged before it). Give one key per "
+                "budget (comma-separated in --api-key-env) to judge each attack alone.",
+            ]
     if any("attack's own reconstruction: fidelity" in row for row in rows):
         after += [
             "",
@@ -631,7 +640,13 @@ def render_summary(tables: RunTables) -> str:
     lines = [
         f"# multisteal audit: {first['dataset']}",
         "",
-        f"Target `{first['target']}` stolen with the `{first['attack']}` attack through an API "
+        f"Target `{first['target']}`"
+        + (
+            f" (served at {first['target_service']}, audited over HTTP)"
+            if str(first.get("target_service", "in-process")) != "in-process"
+            else ""
+        )
+        + f" stolen with the `{first['attack']}` attack through an API "
         f"answering `{first['output']}`; surrogate `{first['surrogate']}`; Rashomon set from the "
         f"`{first['explorer']}` explorer ({int(first['n_candidates'])} candidates per budget), "
         f"filtered with the `{first['criterion']}` criterion. Fairness treats "

@@ -279,7 +279,7 @@ class HTTPQueryAPI:
                     digest,
                     started,
                     0.0,
-                    "refused-flagged" if flagged else "refused",
+                    "refused-flagged" if flagged else "refused-budget",
                     self.ledger.used,
                     flagged=flagged,
                 )
