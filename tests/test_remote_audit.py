@@ -148,7 +148,7 @@ def test_the_remote_audit_equals_the_in_process_audit_of_the_same_target(
         pd.testing.assert_frame_equal(got[keep], expected[keep], check_exact=False, rtol=1e-12)
     results = pd.read_csv(tmp_path / "http" / "results.csv")
     assert len(results) == 2 * 2  # budgets × references
-    assert set(results["defences"]) == {"the service's own (not published)"}
+    assert set(results["defences"]) == {"not published by the service"}
     # the rounding cost honest users calibration: the honest view went through the public one
     assert (results["honest_ece"] != results["target_ece"]).all()
     logs = {name: pd.read_csv(tmp_path / name / "query_log.csv") for name in ("http", "local")}
@@ -219,6 +219,10 @@ def test_keys_are_checked_before_any_query(
     monkeypatch.setenv("MS_ATTACKER", f"{service.attacker},{service.attacker}")
     with pytest.raises(ConfigError, match="same attacker key more than once"):
         run_audit(config)
+    too_big = load_config(remote(service, query_batch_size=2000))
+    monkeypatch.setenv("MS_ATTACKER", service.attacker)
+    with pytest.raises(ConfigError, match="--query-batch 2000 exceeds the service's max_batch"):
+        run_audit(too_big)
     with open_store(service.db) as store:
         small = store.add_key("small", 50)
     monkeypatch.setenv("MS_ATTACKER", small)
@@ -231,10 +235,14 @@ def test_keys_are_checked_before_any_query(
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"api_key_env": "A"}, "give target_url"),
+        ({"api_key_env": "A"}, "give --target-url"),
         ({"target_url": "http://x", "api_key_env": "A"}, "set auditor_key_env"),
         ({"target_url": "ftp://x", "api_key_env": "A", "auditor_key_env": "B"}, "http://"),
         ({"target_url": "http://x", "api_key_env": "A", "auditor_key_env": "A"}, "two keys"),
+        (
+            {"target_url": "http://x", "api_key_env": "p0iR-M3x", "auditor_key_env": "B"},
+            "takes the NAME of an environment variable",
+        ),
         (
             {"target_url": "http://x", "api_key_env": "A", "auditor_key_env": "B", "seeds": [0, 1]},
             "one seed",

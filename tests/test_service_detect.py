@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from multisteal.errors import QueryRefusedError
+from multisteal.errors import BudgetExceededError, ConfigError, InvalidInputError, QueryRefusedError
 from multisteal.query.api import LocalQueryAPI
 from multisteal.query.detection import make_detector
 from multisteal.service.store import QueryEntry, Store, hash_key, open_store
@@ -103,7 +103,14 @@ def make_watch(setup: Setup) -> DetectorWatch:
 
 
 def admit(
-    store: Store, watch: DetectorWatch, setup: Setup, key: int, part: pd.DataFrame, *, refuse: bool
+    store: Store,
+    watch: DetectorWatch,
+    setup: Setup,
+    key: int,
+    part: pd.DataFrame,
+    *,
+    refuse: bool,
+    rows: int | None = None,
 ) -> str:
     """One batch through ``admit_batch`` as the service sends it: ``answered`` or the refusal."""
     raw = records(part)
@@ -114,7 +121,7 @@ def admit(
         inputs=encode_payload(raw, decisions),
     )
     try:
-        store.admit_batch(key, len(raw), entry, watch=watch, refuse_flagged=refuse)
+        store.admit_batch(key, rows or len(raw), entry, watch=watch, refuse_flagged=refuse)
     except QueryRefusedError:
         return "refused-flagged"
     return "answered"
@@ -149,7 +156,8 @@ def test_two_workers_flag_exactly_where_the_in_process_api_does(
     batch it came with and every batch's status equal one in-process detector's.
     Catches: a worker judging only the batches it served (its detector sees half the stream),
     a restarted worker that starts from an empty detector, a flag not shared between workers,
-    refusing without ``refuse`` or answering the batch that raised the flag."""
+    refusing without ``refuse`` or answering the batch that raised the flag, replaying a batch
+    refused for lack of budget (the in-process detector never sees those)."""
     stream = walk(setup.features, 0, N_WALK)
     local, detector = local_run(setup, stream, refuse=refuse)
     assert detector.flagged_after is not None
@@ -163,6 +171,17 @@ def test_two_workers_flag_exactly_where_the_in_process_api_does(
     for i in range(n_batches * 2 // 3):
         part = stream.iloc[i * BATCH : (i + 1) * BATCH]
         statuses.append(admit(stores[i % 2], watches[i % 2], setup, key_id, part, refuse=refuse))
+        if i == 2:  # a batch beyond the budget: refused and logged, never observed
+            with pytest.raises(BudgetExceededError):
+                admit(
+                    stores[0],
+                    watches[0],
+                    setup,
+                    key_id,
+                    stream.iloc[:BATCH],
+                    refuse=refuse,
+                    rows=10**7,
+                )
     restarted, fresh = open_store(url), make_watch(setup)
     for i in range(n_batches * 2 // 3, n_batches):
         part = stream.iloc[i * BATCH : (i + 1) * BATCH]
@@ -172,6 +191,8 @@ def test_two_workers_flag_exactly_where_the_in_process_api_does(
     info = restarted.key_info(key_id)
     assert info.flagged_after == detector.flagged_after
     log = restarted.log(key_id)
+    assert (log["status"] == "refused-budget").sum() == 1
+    log = log[log["status"] != "refused-budget"]
     assert log["flagged"].tolist() == expected["flagged"].tolist()
     assert info.used == int(expected.loc[expected["status"] == "answered", "rows"].sum())
     # both first workers replayed what the other logged; the restarted one needed the log only
@@ -185,13 +206,25 @@ def test_two_workers_flag_exactly_where_the_in_process_api_does(
 def test_a_failed_transaction_is_forgotten_by_the_watch(setup: Setup, tmp_path: Path) -> None:
     """A batch whose transaction fails after the watch observed it is not in the log; the next
     batch rebuilds the detector from the log, and the flag still equals the in-process one.
-    Catches: a detector that keeps the observation of a batch that was never answered."""
+    Catches: a detector that keeps the observation of a batch that was never answered, and one
+    forgotten only after the store's lock is released (another thread of the worker could
+    observe on top of the rolled-back batch in between)."""
     stream = walk(setup.features, 0, N_WALK)
     _, detector = local_run(setup, stream, refuse=False)
     assert detector.flagged_after is not None
     assert detector.flagged_after > 4 * BATCH  # the failure comes while the watch observes
     url = f"sqlite:///{tmp_path / 's.db'}"
-    store, watch = open_store(url), make_watch(setup)
+    store = open_store(url)
+    held: list[bool] = []
+
+    class Watch(DetectorWatch):
+        def forget(self, key_id: int) -> None:
+            # another thread of the worker must not observe between the rollback and this
+            held.append(store._lock._is_owned())  # type: ignore[attr-defined]
+            super().forget(key_id)
+
+    spec = setup.model.input_spec_
+    watch = Watch(lambda: make_detector("prada", PRADA_PARAMS, model=setup.model), spec.validate)
     key_id = store.authenticate(store.add_key("a", 10**6)).id  # type: ignore[union-attr]
     calls = {"n": 0}
 
@@ -211,6 +244,7 @@ def test_a_failed_transaction_is_forgotten_by_the_watch(setup: Setup, tmp_path: 
             continue  # the client retries the same batch
         i += 1
     assert calls["n"] == len(stream) // BATCH + 1
+    assert held == [True]
     assert store.key_info(key_id).flagged_after == detector.flagged_after
     assert len(store.log(key_id)) == len(stream) // BATCH
     store.close()
@@ -220,7 +254,8 @@ def test_a_retried_request_is_answered_from_its_first_answer_and_charged_once(
     tmp_path: Path,
 ) -> None:
     """Catches: a retried POST (same Idempotency-Key) charged and logged twice; a replay that
-    returns another batch's answer; a request id that blocks a new batch of another key."""
+    returns another batch's answer (an id reused for other inputs or another row count is
+    refused); a request id that blocks a new batch of another key."""
     with open_store(f"sqlite:///{tmp_path / 's.db'}") as store:
         a = store.authenticate(store.add_key("a", 100)).id  # type: ignore[union-attr]
         b = store.authenticate(store.add_key("b", 100)).id  # type: ignore[union-attr]
@@ -231,6 +266,10 @@ def test_a_retried_request_is_answered_from_its_first_answer_and_charged_once(
         assert (again.remaining, again.replayed, again.batch) == (90, b"answer-1", got.batch)
         other = store.admit_batch(b, 10, QueryEntry(hash_key("x"), time.time(), request_id="r1"))
         assert (other.remaining, other.replayed) == (90, None)
+        with pytest.raises(InvalidInputError, match="already used for another batch"):
+            store.admit_batch(a, 10, QueryEntry(hash_key("other"), time.time(), request_id="r1"))
+        with pytest.raises(InvalidInputError, match="already used for another batch"):
+            store.admit_batch(a, 11, QueryEntry(hash_key("x"), time.time(), request_id="r1"))
         second = store.admit_batch(a, 5, QueryEntry(hash_key("y"), time.time(), request_id="r2"))
         assert second.remaining == 85
         assert store.log(a)["request_id"].tolist() == ["r1", "r2"]
@@ -315,6 +354,24 @@ def test_prada_over_http_with_two_workers_and_a_restart(
         assert len(api.query(natural).labels) == 300
         api.refresh()
         assert api.flagged_after is None
+    with open_store(detect_server.db) as store:
+        auditor = store.add_key("auditor-reads-flags", 10, auditor=True)
+    digest = hash_key(attacker)
+    seen = httpx.get(
+        f"{detect_server.url}/v1/keys/{digest}", headers={"Authorization": f"Bearer {auditor}"}
+    )
+    assert seen.json()["flagged_after"] == detector.flagged_after
+    assert seen.json()["name"] == "attacker"
+    for key, status in ((honest, 403), (auditor, 200)):
+        got = httpx.get(
+            f"{detect_server.url}/v1/keys/{hash_key(honest)}",
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert got.status_code == status
+    unknown = httpx.get(
+        f"{detect_server.url}/v1/keys/{'0' * 64}", headers={"Authorization": f"Bearer {auditor}"}
+    )
+    assert unknown.status_code == 404
     stop(detect_server.process)
     again = serve(
         setup,
@@ -341,6 +398,8 @@ def test_prada_over_http_with_two_workers_and_a_restart(
     mine = log[log["key"] == "attacker"]
     assert int(mine.loc[mine["status"] == "answered", "rows"].sum()) == answered
     assert (mine["status"] == "refused-flagged").sum() == 2  # the flagging batch, the late one
+    assert mine["flagged"].tolist()[-2:] == [True, True]
+    assert not mine["flagged"].iloc[:-2].any()
     assert mine.loc[mine["status"] == "answered", "inputs"].notna().all()
 
 
@@ -386,12 +445,14 @@ def test_a_lost_answer_is_resent_without_a_second_charge(setup: Setup, tmp_path:
         with open_store(db) as store:
             log = store.log()
             assert log["rows"].tolist() == [30]
+            view, _, sent_id = str(log["request_id"][0]).partition(":")
+            assert view == "public"  # the view is part of the request's identity
             assert store.list_keys()[0].used == 30
         # the first answer, as stored: the noisy scores are those of the one charged answer
         again = httpx.post(
             f"{server.url}/v1/predict",
             json={"inputs": records(part)},
-            headers={"Authorization": f"Bearer {key}", "Idempotency-Key": log["request_id"][0]},
+            headers={"Authorization": f"Bearer {key}", "Idempotency-Key": sent_id},
         ).json()
         np.testing.assert_array_equal(np.asarray(again["scores"]), answer.scores)
         assert again["budget_remaining"] == 70
@@ -409,8 +470,8 @@ def test_a_lost_answer_is_resent_without_a_second_charge(setup: Setup, tmp_path:
 def test_each_worker_draws_its_own_defence_noise(
     setup: Setup, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Two worker processes of a 2-worker service (two process ids) add different noise to the
-    same input; two workers of a 1-worker service's (restarts: the same seed) add the same.
+    """Two worker processes of a 2-worker service add different noise to the same input; two
+    starts of a 1-worker service (the same seed) add the same.
     Catches: every worker drawing the same noise, so the noise averages out less than the owner
     expects and an attacker who repeats a query over several connections sees repeated values;
     a 1-worker service that is not reproducible from its seed."""
@@ -442,7 +503,6 @@ def test_each_worker_draws_its_own_defence_noise(
     two = [scores(2, 101), scores(2, 202)]
     assert one[0] == one[1]
     assert two[0] != two[1]
-    assert two[0] == scores(2, 101)  # a worker's stream follows from the seed and its id
     assert one[0] != two[0]
 
 
@@ -494,3 +554,146 @@ def test_an_auditor_key_gets_full_probabilities_and_is_not_watched(
         headers={**headers, "X-Multisteal-View": "everything"},
     )
     assert bad.status_code == 422
+
+
+_OLD_SCHEMA = (
+    """CREATE TABLE keys (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE,
+    key_hash TEXT NOT NULL UNIQUE, budget INTEGER NOT NULL CHECK (budget > 0),
+    used INTEGER NOT NULL DEFAULT 0 CHECK (used >= 0 AND used <= budget),
+    rate_per_second REAL, batches INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL)""",
+    """CREATE TABLE queries (id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key_id INTEGER NOT NULL REFERENCES keys (id), batch INTEGER NOT NULL,
+    "rows" INTEGER NOT NULL, sha256 TEXT NOT NULL, received_at REAL NOT NULL,
+    answered_at REAL, status TEXT NOT NULL, flagged INTEGER NOT NULL,
+    used_after INTEGER NOT NULL, inputs BLOB, UNIQUE (key_id, batch))""",
+    """CREATE TABLE rate_buckets (key_id INTEGER PRIMARY KEY REFERENCES keys (id),
+    tokens REAL NOT NULL, updated REAL NOT NULL)""",
+)
+
+
+def test_a_store_of_the_first_schema_is_upgraded_in_place(tmp_path: Path) -> None:
+    """A store written before flags, auditor keys and request ids existed opens, keeps its keys
+    and log, and takes the new columns. Catches: CREATE TABLE IF NOT EXISTS leaving old tables
+    without the new columns (a raw sqlite3 error on the first request or index)."""
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        for statement in _OLD_SCHEMA:
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO keys (name, key_hash, budget, used, batches, created) "
+            "VALUES ('old', ?, 100, 7, 1, 0)",
+            (hash_key("the-old-key"),),
+        )
+        conn.execute(
+            'INSERT INTO queries (key_id, batch, "rows", sha256, received_at, answered_at, '
+            "status, flagged, used_after) VALUES (1, 0, 7, 'x', 0, 0, 'answered', 0, 7)"
+        )
+    with open_store(f"sqlite:///{path}") as store:
+        old = store.authenticate("the-old-key")
+        assert old is not None
+        assert (old.used, old.auditor, old.flagged_after) == (7, False, None)
+        entry = QueryEntry(hash_key("y"), time.time(), request_id="r", response=b"a")
+        assert store.admit_batch(old.id, 3, entry).remaining == 90
+        assert store.admit_batch(old.id, 3, entry).replayed == b"a"
+        assert store.add_key("new", 5, auditor=True)
+        assert store.log(old.id)["rows"].tolist() == [7, 3]
+
+
+def test_a_flag_in_log_only_mode_is_not_told_to_the_key(setup: Setup, tmp_path: Path) -> None:
+    """Without --detect-refuse the service keeps answering a flagged key and does not tell it
+    (it would switch keys); an auditor key reads the flag. Catches: /v1/info showing a key
+    its own flag in log-only mode."""
+    from fastapi.testclient import TestClient
+
+    from multisteal.service.app import create_app
+
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    with open_store(db) as store:
+        attacker = store.add_key("attacker", 10**5)
+        auditor = store.add_key("auditor", 10, auditor=True)
+    app = create_app(setup.target, store_url=db, detect="prada", detect_params=PRADA_PARAMS)
+    stream = walk(setup.features, 0, N_WALK)
+    with TestClient(app) as client:
+        for start in range(0, len(stream), BATCH):
+            response = client.post(
+                "/v1/predict",
+                json={"inputs": records(stream.iloc[start : start + BATCH])},
+                headers={"Authorization": f"Bearer {attacker}"},
+            )
+            assert response.status_code == 200
+        info = client.get("/v1/info", headers={"Authorization": f"Bearer {attacker}"}).json()
+        assert "flagged_after" not in info
+        assert info["budget"]["used"] == N_WALK
+        flag = client.get(
+            f"/v1/keys/{hash_key(attacker)}", headers={"Authorization": f"Bearer {auditor}"}
+        ).json()
+    _, detector = local_run(setup, stream, refuse=False)
+    assert flag["flagged_after"] == detector.flagged_after is not None
+
+
+def test_a_remote_audit_needs_fresh_attacker_keys_on_a_watched_service(
+    setup: Setup, detect_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a service with a detector, an attacker key that already has answers (or a flag) is
+    refused before any query, naming the variable and the budget but never the key. Catches: a
+    flag from an earlier audit reported as this audit's "flagged after 0"."""
+    from multisteal.experiments import load_config
+    from multisteal.experiments.remote import FLAGGED_KEY, NOT_FRESH, RemoteTarget
+
+    with open_store(detect_server.db) as store:
+        fresh, used, flagged = (store.add_key(n, 10**5) for n in ("fresh", "used", "flagged"))
+        auditor = store.add_key("auditor", 10, auditor=True)
+    httpx.post(
+        f"{detect_server.url}/v1/predict",
+        json={"inputs": records(setup.features.iloc[:3])},
+        headers={"Authorization": f"Bearer {used}"},
+    ).raise_for_status()
+    stream = walk(setup.features, 0, N_WALK)
+    for start in range(0, len(stream), BATCH):
+        httpx.post(
+            f"{detect_server.url}/v1/predict",
+            json={"inputs": records(stream.iloc[start : start + BATCH])},
+            headers={"Authorization": f"Bearer {flagged}"},
+        )
+    config = load_config(
+        {
+            "dataset": "german_credit",
+            "budgets": [50, 60],
+            "target_url": detect_server.url,
+            "api_key_env": "ATTACK",
+            "auditor_key_env": "AUDIT",
+        }
+    )
+    monkeypatch.setenv("AUDIT", auditor)
+    monkeypatch.setenv("ATTACK", f"{fresh},{used}")
+    remote = RemoteTarget.open(config)
+    remote.check_attackers([50], "ATTACK")  # the fresh key is fine
+    with pytest.raises(ConfigError) as info:
+        remote.check_attackers([50, 60], "ATTACK")
+    assert str(info.value) == NOT_FRESH.format(env="ATTACK", which="budget 60", used=3)
+    monkeypatch.setenv("ATTACK", flagged)
+    remote = RemoteTarget.open(config)
+    with pytest.raises(ConfigError) as info:
+        remote.check_attackers([50, 60], "ATTACK")
+    local, detector = local_run(setup, stream, refuse=True)
+    assert str(info.value) == FLAGGED_KEY.format(
+        env="ATTACK",
+        which="budget 50, budget 60",
+        after=detector.flagged_after,
+        used=local.log.rows_answered,
+    )
+    assert flagged not in str(info.value)
+
+
+def test_detector_settings_without_a_detector_are_refused(setup: Setup, tmp_path: Path) -> None:
+    from multisteal.service.app import create_app
+
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    with pytest.raises(InvalidInputError, match="no detector is: add --detect prada"):
+        create_app(setup.target, store_url=db, detect_params={"delta": 0.8})
+    with pytest.raises(InvalidInputError, match="needs a detector"):
+        create_app(setup.target, store_url=db, detect_refuse=True)
+    with pytest.raises(InvalidInputError, match="Unknown detector 'nonsense'"):
+        create_app(setup.target, store_url=db, detect="nonsense")

@@ -253,7 +253,8 @@ def audit(
     api_key_env: Annotated[
         str | None,
         typer.Option(
-            help="Environment variable holding the attacker's API key (with --target-url).",
+            help="Environment variable holding the attacker's API key (with --target-url), or "
+            "one key per budget, comma-separated in the order of the budgets.",
             rich_help_panel=TARGET,
         ),
     ] = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
@@ -707,6 +708,10 @@ class AuditConfig(_Strict):
         missing = [name for name, value in envs.items() if not value]
         if missing:
             raise ValueError(REMOTE_KEYS_MISSING.format(fields=", ".join(missing)))
+        for name, value in envs.items():
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", str(value)):
+                # (not echoed: it may be the key itself, given instead of the variable's name)
+                raise ValueError(BAD_KEY_ENV.format(field=name, option=name.replace("_", "-")))
         if self.api_key_env == self.auditor_key_env:
             raise ValueError(SAME_KEY_ENV.format(env=self.api_key_env))
         if self.target_path is not None:
@@ -841,15 +846,19 @@ class AuditConfig(_Strict):
 
 
 UNKNOWN_EXPLORER = "Unknown explorer {name!r}. Available explorers: {available}."
-KEYS_WITHOUT_URL = "{fields} name API keys of a remote target: give target_url (--target-url) too."
+KEYS_WITHOUT_URL = "{fields} name API keys of a remote target: give --target-url (target_url) too."
 BAD_TARGET_URL = "target_url must be an http:// or https:// URL, got {url!r}."
 REMOTE_KEYS_MISSING = (
     "A remote target (target_url) needs two API keys, each in an environment variable: set "
     "{fields} (--api-key-env for the attacker's key, --auditor-key-env for the auditor's)."
 )
 SAME_KEY_ENV = (
-    "api_key_env and auditor_key_env are both {env!r}: the attacker and the auditor need two "
-    "keys, each with its own budget."
+    "--api-key-env and --auditor-key-env (api_key_env, auditor_key_env) are both {env!r}: the "
+    "attacker and the auditor need two keys, each with its own budget."
+)
+BAD_KEY_ENV = (
+    "--{option} ({field}) takes the NAME of an environment variable that holds the key (letters, "
+    "digits and underscores, e.g. ATTACKER_KEY), not the key itself."
 )
 URL_AND_PATH = "Give either target_url (a live service) or target_path (a saved target), not both."
 REMOTE_TARGET_SEEDS = (

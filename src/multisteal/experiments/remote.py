@@ -25,10 +25,13 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from multisteal.errors import ConfigError
+import httpx
+
+from multisteal.errors import ConfigError, MultistealError
 from multisteal.experiments.config import AuditConfig
 from multisteal.experiments.data import PreparedData
 from multisteal.service.client import HTTPQueryAPI
+from multisteal.service.store import hash_key
 
 __all__ = ["RemoteTarget"]
 
@@ -36,6 +39,21 @@ NO_KEY = (
     "The environment variable {env} (the {role}'s API key, from --{option}) is not set or is "
     "empty: export it before running the audit."
 )
+NO_STATUS = (
+    "The service at {url} did not tell the auditor an attacker key's budget and flag "
+    "(GET /v1/keys): {detail}. Is it a multisteal service of this version?"
+)
+FLAGGED_KEY = (
+    "The attacker key in {env} ({which}) was already flagged by the service's detector, after "
+    "{after} inputs ({used} rows answered): the detector would judge old queries with this "
+    "audit's. Use a fresh key (multisteal keys add)."
+)
+NOT_FRESH = (
+    "The attacker key in {env} ({which}) has already had {used} rows answered, and the service "
+    "runs a detector that would judge those with this audit's queries. Use a fresh key "
+    "(multisteal keys add)."
+)
+BAD_KEY = "The {role}'s key in {env} was refused: {problem}"
 SAME_KEY = "The attacker's and the auditor's API keys are the same key: each needs its own."
 KEYS_PER_BUDGET = (
     "{env} holds {n} comma-separated attacker keys, but the run has {budgets} budgets: give one "
@@ -70,8 +88,27 @@ OUTPUT_MISMATCH = (
 )
 SHORT_BUDGET = (
     "The {role}'s key has {remaining} rows of budget left, but this audit needs {needed} "
-    "({detail}). Add a key with a larger budget (multisteal keys add) or lower the audit's needs."
+    "({detail}). Add a key with a larger budget (multisteal keys add) or lower the audit's needs "
+    "(a resumed run repeats an interrupted budget from its first query: give it a fresh key)."
 )
+BATCH_TOO_LARGE = (
+    "--query-batch {batch} exceeds the service's max_batch of {limit}: an attack's batch would "
+    "go out as several requests, charged and judged by the detector one by one. Set "
+    "--query-batch {limit} or less."
+)
+
+
+FLOOR_NEEDS = "explorer floor (the pool)"
+
+
+def _client(url: str, key: str, role: str, env: str | None) -> HTTPQueryAPI:
+    """An HTTP client for one key; a refused key is named by its role and variable."""
+    try:
+        return HTTPQueryAPI(url, key)
+    except MultistealError as exc:
+        if "refused the API key" not in str(exc):
+            raise
+        raise ConfigError(BAD_KEY.format(role=role, env=env, problem=exc)) from None
 
 
 def _key(config: AuditConfig, field: str, role: str, option: str) -> str:
@@ -116,14 +153,14 @@ class RemoteTarget:
         auditor = _key(config, "auditor_key_env", "auditor", "auditor-key-env")
         if auditor in keys:
             raise ConfigError(SAME_KEY)
-        with HTTPQueryAPI(config.target_url, auditor) as api:
+        with _client(config.target_url, auditor, "auditor", config.auditor_key_env) as api:
             if not api.auditor:
                 raise ConfigError(NOT_AUDITOR.format(env=config.auditor_key_env))
             auditor_remaining = api.key_ledger.remaining
             info = api.info
         attacker_remaining: dict[str, int] = {}
         for key in keys:
-            with HTTPQueryAPI(config.target_url, key) as api:
+            with _client(config.target_url, key, "attacker", config.api_key_env) as api:
                 if api.auditor:
                     raise ConfigError(AUDITOR_AS_ATTACKER.format(env=config.api_key_env))
                 remaining = api.key_ledger.remaining
@@ -165,6 +202,9 @@ class RemoteTarget:
                     url=self.url, what=f"classes {self.info.get('classes')} vs {classes}"
                 )
             )
+        limit = int(self.info.get("max_batch", 0))
+        if config.query_batch_size > limit:
+            raise ConfigError(BATCH_TOO_LARGE.format(batch=config.query_batch_size, limit=limit))
         mode = str(self.info.get("output"))
         if config.answer_mode != mode:
             raise ConfigError(OUTPUT_MISMATCH.format(url=self.url, mode=mode, here=config.output))
@@ -194,7 +234,9 @@ class RemoteTarget:
         for role, needs, remaining in checks:
             needed = sum(needs.values())
             if needed > remaining:
-                detail = ", ".join(f"{what} {rows}" for what, rows in needs.items() if rows)
+                detail = ", ".join(f"{what}: {rows}" for what, rows in needs.items() if rows)
+                if role == "auditor" and needs.get(FLOOR_NEEDS):
+                    detail += f"; --no-explorer-floor saves the pool's {needs[FLOOR_NEEDS]}"
                 raise ConfigError(
                     SHORT_BUDGET.format(
                         role=role, remaining=remaining, needed=needed, detail=detail
@@ -211,6 +253,46 @@ class RemoteTarget:
             budget=budget,
             view="public" if public else "full",
         )
+
+    def check_attackers(self, budgets: list[int], env: str | None) -> None:
+        """With a detector on the service, every attacker key about to be used must be fresh
+        (nothing answered, not flagged): the detector then judges this audit's queries alone,
+        and a flag counted from a budget's first query means what it says."""
+        if self.detect == "none":
+            return
+        for key in dict.fromkeys(self.attacker_keys[b] for b in budgets):
+            status = self._status(key)
+            which = ", ".join(f"budget {b}" for b in budgets if self.attacker_keys[b] == key)
+            if status.get("flagged_after") is not None:
+                raise ConfigError(
+                    FLAGGED_KEY.format(
+                        env=env, which=which, after=status["flagged_after"], used=status["used"]
+                    )
+                )
+            if int(status.get("used", 0)):
+                raise ConfigError(NOT_FRESH.format(env=env, which=which, used=status["used"]))
+
+    def _status(self, key: str) -> dict[str, Any]:
+        """A key's budget and flag, read with the auditor's key (``GET /v1/keys/{sha256}``)."""
+        try:
+            response = httpx.get(
+                f"{self.url}/v1/keys/{hash_key(key)}",
+                headers={"Authorization": f"Bearer {self.auditor_key}"},
+                timeout=30.0,
+            )
+        except httpx.TransportError as exc:
+            raise MultistealError(NO_STATUS.format(url=self.url, detail=exc)) from None
+        if response.status_code != 200:
+            raise MultistealError(NO_STATUS.format(url=self.url, detail=response.text[:300]))
+        body: dict[str, Any] = response.json()
+        return body
+
+    def flagged_after(self, budget: int) -> int | None:
+        """The service's flag on the attacker key of ``budget``: the inputs its detector had
+        observed when it flagged the key's stream (``None``: not flagged), read with the
+        auditor's key (``GET /v1/keys/{sha256}``)."""
+        value = self._status(self.attacker_keys[budget]).get("flagged_after")
+        return None if value is None else int(value)
 
     def attacker(self, budget: int) -> HTTPQueryAPI:
         """The attacker's API for one attack (its budget's key), capped at ``budget`` rows."""

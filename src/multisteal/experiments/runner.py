@@ -39,7 +39,7 @@ from multisteal.errors import ConfigError, InvalidInputError
 from multisteal.experiments.config import AuditConfig
 from multisteal.experiments.data import PreparedData, prepare_data
 from multisteal.experiments.evaluation import EvaluationContext, Measured
-from multisteal.experiments.remote import RemoteTarget
+from multisteal.experiments.remote import FLOOR_NEEDS, RemoteTarget
 from multisteal.experiments.targets import check_target_metadata, target_family
 from multisteal.metrics import accuracy, agreement, expected_calibration_error
 from multisteal.models import Classifier, load_model
@@ -219,6 +219,9 @@ class _Audit:
             self.remote = RemoteTarget.open(config)
             metadata = self.remote.check(config, data)
             self.remote.check_budgets(**self._remote_needs(data))
+            self.remote.check_attackers(
+                [b for b in config.budgets if b not in self.skip], config.api_key_env
+            )
         if target is None and config.target_path is not None:
             say(f"loading target from {config.target_path}")
             metadata = check_target_metadata(config, data)
@@ -311,9 +314,7 @@ class _Audit:
                 "selection rows": n_inputs(data.X_select),
                 "bias probe": 0 if data.probe is None else n_inputs(data.probe.inputs),
                 "honest users' view of the evaluation rows": n_eval,
-                "explorer floor (the pool)": n_inputs(data.X_pool)
-                if config.baselines.explorer_floor
-                else 0,
+                FLOOR_NEEDS: n_inputs(data.X_pool) if config.baselines.explorer_floor else 0,
             },
             "attacker": {b: b for b in config.budgets if b not in self.skip},
         }
@@ -390,6 +391,11 @@ class _Audit:
             if stop == "refused"
             else "the attack stopped there"
         )
+        if stop == "refused" and self.remote is not None and self.remote.shared_attacker:
+            why += (
+                " — one attacker key serves every budget, so an earlier budget's queries count "
+                "too; give one key per budget (comma-separated in --api-key-env)"
+            )
         if found is None:
             raise InvalidInputError(NO_ANSWERS.format(attack=config.attack, budget=budget, why=why))
         transcript = found
@@ -404,11 +410,11 @@ class _Audit:
                 )
             )
         flagged = [d.flagged_after for d in detectors if d.flagged_after is not None]
-        if isinstance(api, HTTPQueryAPI):
+        if self.remote is not None:
             # The service's detector watches the key's whole stream: count this attack's part.
-            api.refresh()
-            if api.flagged_after is not None:
-                flagged = [max(0, api.flagged_after - key_used)]
+            remote_flag = self.remote.flagged_after(budget)
+            if remote_flag is not None:
+                flagged = [max(0, remote_flag - key_used)]
         attack_info: dict[str, Any] = {
             "queries_used": api.ledger.used,
             "attack_stop": stop,
@@ -612,7 +618,7 @@ class _Audit:
             "output": config.output,
             "answer_mode": config.answer_mode,
             "defences": " > ".join(d.label() for d in config.defences)
-            or ("the service's own (not published)" if self.remote is not None else "none"),
+            or ("not published by the service" if self.remote is not None else "none"),
             "detect": config.detect if self.remote is None else self.remote.detect,
             "target_service": "in-process" if self.remote is None else self.remote.url,
             # Each budget's attack is its own attacker in-process; a remote service's detector

@@ -642,7 +642,8 @@ def render_summary(tables: RunTables) -> str:
         "",
         f"Target `{first['target']}`"
         + (
-            f" (served at {first['target_service']}, audited over HTTP)"
+            f" (served at {first['target_service']}, audited over HTTP; the family is the one "
+            "--target named, since the service does not publish it)"
             if str(first.get("target_service", "in-process")) != "in-process"
             else ""
         )

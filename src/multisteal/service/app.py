@@ -19,9 +19,10 @@
 7. the answer.
 
 With several worker processes (``workers``), each draws its defences' noise from its own
-stream (the ``seed`` and its process id), so two workers never add the same noise; what the
-defences share (MAD's proxy) still comes from ``seed`` alone. With one worker the answers are
-reproducible from ``seed``.
+stream (the ``seed``, its process id and fresh entropy), so two workers never add the same
+noise; what the defences share (MAD's proxy) still comes from ``seed`` alone. With one worker
+the answers are reproducible from ``seed`` — so replicas of one worker each need their own
+``seed``. (Run under ``uvicorn --workers N`` directly, pass ``workers`` too.)
 
 Run it with uvicorn, one store connection per worker process::
 
@@ -81,18 +82,26 @@ BAD_MAX_BATCH = "max_batch must be a positive whole number, got {value!r}."
 BAD_MAX_BODY = "max_body_bytes must be a positive whole number, got {value!r}."
 BAD_WORKERS = "workers must be a positive whole number, got {value!r}."
 UNKNOWN_DETECTOR = "Unknown detector {name!r}: the service takes detect='none' or one of {names}."
-REFUSE_WITHOUT_DETECTOR = "detect_refuse needs a detector (detect='prada')."
+REFUSE_WITHOUT_DETECTOR = "--detect-refuse (detect_refuse) needs a detector: --detect prada."
+PARAMS_WITHOUT_DETECTOR = (
+    "--detect-param values (detect_params) are given but no detector is: add --detect prada."
+)
 FLAGGED = (
     "The service's {detector} detector flagged this key's query stream after {after} inputs; "
     "it refuses every further query from this key. Nothing in this batch was answered."
 )
+AUDITORS_ONLY = "Only auditor keys (multisteal keys add NAME --auditor) may see other keys."
+NO_SUCH_KEY = "No key of this service has this SHA-256."
+NOT_A_DIGEST = "Name a key by the SHA-256 of the key: 64 lowercase hexadecimal digits."
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 BAD_VIEW = "The X-Multisteal-View header must be 'public' or 'full'; got {got!r}."
 NOT_AUDITOR = (
     "This key may only have the service's public answers; full probabilities (X-Multisteal-View: "
     "full) are for auditor keys (multisteal keys add NAME --auditor)."
 )
 BAD_IDEMPOTENCY_KEY = (
-    "The Idempotency-Key header must be 1 to 200 printable ASCII characters; got {got!r}."
+    "The Idempotency-Key header must be 1 to 200 visible ASCII characters (no spaces), such as "
+    "a UUID; got {got!r}."
 )
 NO_CONFIG = (
     "Set {env} to a JSON object of create_app's arguments, e.g. "
@@ -148,6 +157,15 @@ class PredictResponse(BaseModel):
     classes: list[str]
     leaves: list[int] | None
     budget_remaining: int
+
+
+class KeyStatusResponse(BaseModel):
+    """Another key's budget and flag, as an auditor sees it."""
+
+    name: str
+    budget: int
+    used: int
+    flagged_after: int | None
 
 
 class ErrorResponse(BaseModel):
@@ -282,8 +300,9 @@ class _Service:
         """Per worker process: its store connection, defences and detectors."""
         self.store = open_store(self.store_url)
         noise = self.seed
-        if self.workers > 1:  # each worker its own noise stream
-            noise = int(np.random.SeedSequence([self.seed, os.getpid()]).generate_state(1)[0])
+        if self.workers > 1:  # each worker its own noise stream (process id and fresh entropy)
+            salt = int.from_bytes(os.urandom(8), "little")
+            noise = int(np.random.SeedSequence([self.seed, os.getpid(), salt]).generate_state(1)[0])
         self.defences = tuple(
             make_defences(self.defence_chain, seed=noise, model=self.model, service_seed=self.seed)
         )
@@ -326,6 +345,15 @@ class _Service:
         info = self._store().authenticate(key.strip())
         if info is None:
             raise _RefusedError(401, WRONG_KEY, headers={"WWW-Authenticate": "Bearer"})
+        return info
+
+    def key_by_digest(self, digest: str) -> KeyInfo:
+        """The key whose SHA-256 is ``digest`` (404 otherwise)."""
+        if not _HEX64.fullmatch(digest):
+            raise _RefusedError(422, NOT_A_DIGEST)
+        info = self._store().key_by_digest(digest)
+        if info is None:
+            raise _RefusedError(404, NO_SUCH_KEY)
         return info
 
     def admit(self, authorization: str | None) -> KeyInfo:
@@ -426,11 +454,16 @@ class _Service:
         neither defended nor observed by the detector)."""
         store = self._store()
         rows = n_inputs(inputs)
+        # The view is part of the request's identity: the same id asked in another view is
+        # another request.
+        if request_id is not None:
+            request_id = f"{'full' if full else 'public'}:{request_id}"
         entry = QueryEntry(
             sha256=batch_digest(inputs), received_at=received_at, request_id=request_id
         )
         if request_id is None:  # refuse early what cannot be answered (a retry may be replayed)
             current = store.key_info(key.id)
+            entry = replace(entry, flagged=current.flagged_after is not None)
             if self.detect_refuse and current.flagged_after is not None:
                 store.log_refusal(key.id, rows, entry, "refused-flagged")
                 raise self._flagged(current.flagged_after, current.remaining)
@@ -469,6 +502,10 @@ class _Service:
         except QueryRefusedError:
             current = store.key_info(key.id)
             raise self._flagged(current.flagged_after, current.remaining) from None
+        except InvalidInputError as exc:  # an Idempotency-Key reused for another batch
+            assert entry.request_id is not None
+            shown = entry.request_id.partition(":")[2]
+            raise _RefusedError(422, str(exc).replace(entry.request_id, shown)) from None
         if admitted.replayed is not None:
             out = json.loads(zlib.decompress(admitted.replayed))
         out["budget_remaining"] = int(admitted.remaining)
@@ -642,6 +679,8 @@ def create_app(
         )
     if detect_refuse and detect == "none":
         raise InvalidInputError(REFUSE_WITHOUT_DETECTOR)
+    if detect_params and detect == "none":
+        raise InvalidInputError(PARAMS_WITHOUT_DETECTOR)
     params = dict(detect_params or {})
     if detect != "none":
         make_detector(detect, params, model=model)  # checks the parameters now
@@ -704,9 +743,34 @@ def create_app(
             except _RefusedError as refused:
                 return refused.response()
             out["budget"] = {"total": key.budget, "used": key.used, "remaining": key.remaining}
-            out["flagged_after"] = key.flagged_after
+            # A stream flagged in log-only mode is not told so (it would switch keys); a
+            # refused stream is told by the refusal anyway, and auditors see every key.
+            if key.auditor or service.detect_refuse:
+                out["flagged_after"] = key.flagged_after
             out["auditor"] = key.auditor
         return out
+
+    @app.get(
+        "/v1/keys/{key_sha256}",
+        response_model=KeyStatusResponse,
+        responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}},
+    )
+    def key_status(key_sha256: str, request: Request) -> Any:
+        """For auditor keys: another key's budget and flag, named by the SHA-256 of the key
+        (what the store keeps; the auditor who holds that key can compute it)."""
+        try:
+            key = service.authenticate(request.headers.get("authorization"))
+            if not key.auditor:
+                raise _RefusedError(403, AUDITORS_ONLY)
+            other = service.key_by_digest(key_sha256)
+        except _RefusedError as refused:
+            return refused.response()
+        return {
+            "name": other.name,
+            "budget": other.budget,
+            "used": other.used,
+            "flagged_after": other.flagged_after,
+        }
 
     @app.post(
         "/v1/predict",

@@ -131,6 +131,11 @@ BUDGET_EXCEEDED = (
     "{total} rows remain ({used} already answered). Nothing in this batch was answered."
 )
 CLOSED = "This store is closed."
+REUSED_REQUEST_ID = (
+    "The Idempotency-Key {request_id!r} was already used for another batch of this key; send a "
+    "new key with every new batch (and the same one only when retrying the same batch)."
+)
+BAD_SCHEMA = "The store at {url} could not be opened or upgraded: {problem}"
 FLAGGED = (
     "The service's detector flagged this key's query stream after {after} inputs; it refuses "
     "every further query from this key."
@@ -166,7 +171,7 @@ _SCHEMA = (
         rate_per_second {real} CHECK (rate_per_second IS NULL OR rate_per_second > 0),
         batches {int} NOT NULL DEFAULT 0,
         flagged_after {int},
-        auditor {bool} NOT NULL,
+        auditor {bool} NOT NULL DEFAULT FALSE,
         created {real} NOT NULL
     )""",
     """CREATE TABLE IF NOT EXISTS queries (
@@ -186,9 +191,6 @@ _SCHEMA = (
         response {blob},
         UNIQUE (key_id, batch)
     )""",
-    # A retried request (same Idempotency-Key) is answered from its first answer, never twice.
-    """CREATE UNIQUE INDEX IF NOT EXISTS queries_request ON queries (key_id, request_id)
-        WHERE request_id IS NOT NULL AND status = 'answered'""",
     """CREATE TABLE IF NOT EXISTS rate_buckets (
         key_id {int} PRIMARY KEY REFERENCES keys (id),
         tokens {real} NOT NULL,
@@ -221,6 +223,24 @@ _COUNT_REFUSED = (
 _INSERT_QUERY = (
     'INSERT INTO queries (key_id, batch, "rows", sha256, received_at, answered_at, status, '
     "flagged, used_after, inputs, request_id, response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# Created after the tables (and the columns added to older stores).
+_INDEXES = (
+    # A retried request (same Idempotency-Key) is answered from its first answer, never twice.
+    """CREATE UNIQUE INDEX IF NOT EXISTS queries_request ON queries (key_id, request_id)
+        WHERE request_id IS NOT NULL AND status = 'answered'""",
+)
+# The batches a detector observed (answered, or refused because they raised the flag), in order.
+_PENDING = (
+    "SELECT batch, inputs FROM queries WHERE key_id = ? AND batch > ? AND inputs IS NOT NULL "
+    "AND status <> 'refused-budget' ORDER BY batch"
+)
+# Columns added since the first schema: (table, column, definition), added to older stores.
+_ADDED_COLUMNS = (
+    ("keys", "flagged_after", "{int}"),
+    ("keys", "auditor", "{bool} NOT NULL DEFAULT FALSE"),
+    ("queries", "request_id", "TEXT"),
+    ("queries", "response", "{blob}"),
 )
 _KEY_COLUMNS = "id, name, budget, used, rate_per_second, created, flagged_after, auditor"
 
@@ -335,6 +355,10 @@ class StreamWatch(Protocol):
     ) -> int | None:
         """Observe the ``pending`` ``(batch, payload)`` pairs, then the new ``batch``; return
         the number of inputs observed when the stream was first flagged (``None``: not)."""
+        ...
+
+    def catch_up(self, key_id: int, pending: Sequence[tuple[int, bytes]]) -> None:
+        """Observe the ``pending`` ``(batch, payload)`` pairs it has not seen, in order."""
         ...
 
     def forget(self, key_id: int) -> None:
@@ -481,8 +505,18 @@ class Store(abc.ABC):
         """Close the connection."""
 
     def _create_schema(self, types: dict[str, str]) -> None:
+        """Create the tables (a new store), or add the columns an older store lacks."""
         for statement in _SCHEMA:
             self._exec(statement.format(**types))
+        for table, column, definition in _ADDED_COLUMNS:
+            if column not in self._columns(table):
+                self._exec(f"ALTER TABLE {table} ADD COLUMN {column} {definition.format(**types)}")
+        for statement in _INDEXES:
+            self._exec(statement.format(**types))
+
+    @abc.abstractmethod
+    def _columns(self, table: str) -> set[str]:
+        """The column names of ``table``."""
 
     @abc.abstractmethod
     def _ensure_connected(self) -> None:
@@ -574,6 +608,14 @@ class Store(abc.ABC):
         if row is None or not hmac.compare_digest(str(row[8]), digest):
             return None
         return _key_info(row)
+
+    def key_by_digest(self, digest: str) -> KeyInfo | None:
+        """The record of the key whose SHA-256 (:func:`hash_key`) is ``digest``, if any."""
+        with self._read():
+            row = self._exec(
+                f"SELECT {_KEY_COLUMNS} FROM keys WHERE key_hash = ?", (str(digest),)
+            ).fetchone()
+        return None if row is None else _key_info(row)
 
     def key_info(self, key_id: int) -> KeyInfo:
         """The record of key ``key_id``.
@@ -687,6 +729,37 @@ class Store(abc.ABC):
         """
         key_id = _check_key_id(key_id)
         rows = _check_rows(rows)
+        with self._lock:  # (re-entrant: _write takes it again) held until the watch is settled
+            return self._admit(key_id, rows, record, watch, refuse_flagged)
+
+    def _catch_up(self, key_id: int, watch: StreamWatch) -> None:
+        """Replay the key's logged batches the watch has not seen, outside any write
+        transaction: a fresh or restarted worker rebuilds a long stream without holding the
+        database's write lock; the transaction then replays only what arrived meanwhile."""
+        with self._read():
+            flagged = self._exec(
+                "SELECT flagged_after FROM keys WHERE id = ?", (key_id,)
+            ).fetchone()
+            if flagged is None or flagged[0] is not None:
+                return  # unknown key (refused below) or flagged: nothing more to observe
+            pending = self._exec(_PENDING, (key_id, watch.seen(key_id))).fetchall()
+        if pending:
+            try:
+                watch.catch_up(key_id, [(int(b), bytes(p)) for b, p in pending])
+            except BaseException:
+                watch.forget(key_id)
+                raise
+
+    def _admit(
+        self,
+        key_id: int,
+        rows: int,
+        record: QueryEntry,
+        watch: StreamWatch | None,
+        refuse_flagged: bool,
+    ) -> Admitted:
+        if watch is not None and record.inputs is not None:
+            self._catch_up(key_id, watch)
         observed = False
         refusal: tuple[str, int, int, int | None] | None = None
         try:
@@ -702,11 +775,15 @@ class Store(abc.ABC):
                 flagged_after = None if got[3] is None else int(got[3])
                 if record.request_id is not None:
                     stored = self._exec(
-                        "SELECT response, batch FROM queries WHERE key_id = ? AND "
-                        "request_id = ? AND status = 'answered'",
+                        'SELECT response, batch, sha256, "rows" FROM queries WHERE key_id = ? '
+                        "AND request_id = ? AND status = 'answered'",
                         (key_id, record.request_id),
                     ).fetchone()
                     if stored is not None:
+                        if (str(stored[2]), int(stored[3])) != (record.sha256, rows):
+                            raise InvalidInputError(
+                                REUSED_REQUEST_ID.format(request_id=record.request_id)
+                            )
                         return Admitted(
                             budget - used,
                             int(stored[1]),
@@ -719,11 +796,7 @@ class Store(abc.ABC):
                 elif used + rows > budget:
                     status = "refused-budget"
                 elif watch is not None and flagged_after is None and record.inputs is not None:
-                    pending = self._exec(
-                        "SELECT batch, inputs FROM queries WHERE key_id = ? AND batch > ? AND "
-                        "inputs IS NOT NULL AND status <> 'refused-budget' ORDER BY batch",
-                        (key_id, watch.seen(key_id)),
-                    ).fetchall()
+                    pending = self._exec(_PENDING, (key_id, watch.seen(key_id))).fetchall()
                     observed = True
                     flagged_after = watch.observe(
                         key_id, [(int(b), bytes(p)) for b, p in pending], batch, record.inputs
@@ -990,6 +1063,9 @@ class SQLiteStore(Store):
             self._conn.execute("PRAGMA foreign_keys = ON")
             with self._transaction():
                 self._create_schema(_SQLITE_TYPES)
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise MultistealError(BAD_SCHEMA.format(url=self.url, problem=exc)) from None
         except BaseException:
             self._conn.close()
             raise
@@ -1039,6 +1115,9 @@ class SQLiteStore(Store):
     def _unique_violations(self) -> tuple[type[BaseException], ...]:
         return (sqlite3.IntegrityError,)
 
+    def _columns(self, table: str) -> set[str]:
+        return {str(row[1]) for row in self._exec(f"PRAGMA table_info({table})").fetchall()}
+
     @property
     def _for_update(self) -> str:
         return ""  # BEGIN IMMEDIATE already holds the database's write lock
@@ -1072,6 +1151,11 @@ class PostgresStore(Store):
             with self._transaction():
                 self._exec("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK_ID,))
                 self._create_schema(_POSTGRES_TYPES)
+        except psycopg.Error as exc:
+            self._conn.close()
+            raise MultistealError(
+                BAD_SCHEMA.format(url=_redact(self.url), problem=str(exc).strip())
+            ) from None
         except BaseException:
             self._conn.close()
             raise
@@ -1102,6 +1186,14 @@ class PostgresStore(Store):
 
     def _unique_violations(self) -> tuple[type[BaseException], ...]:
         return (self._psycopg.errors.UniqueViolation,)
+
+    def _columns(self, table: str) -> set[str]:
+        rows = self._exec(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+            "AND table_schema = current_schema()",
+            (table,),
+        ).fetchall()
+        return {str(row[0]) for row in rows}
 
     @property
     def _for_update(self) -> str:

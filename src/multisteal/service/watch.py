@@ -76,16 +76,21 @@ class DetectorWatch:
     def seen(self, key_id: int) -> int:
         return self._state[key_id][1] if key_id in self._state else -1
 
-    def observe(
-        self, key_id: int, pending: Sequence[tuple[int, bytes]], batch: int, payload: bytes
-    ) -> int | None:
+    def catch_up(self, key_id: int, pending: Sequence[tuple[int, bytes]]) -> None:
         detector, last = self._state.get(key_id) or (self._make(), -1)
         for number, data in pending:
-            if number <= last or number >= batch:
+            if number <= last:
                 continue
             self._observe(detector, data)
             self.replayed += 1
             last = number
+        self._state[key_id] = (detector, last)
+
+    def observe(
+        self, key_id: int, pending: Sequence[tuple[int, bytes]], batch: int, payload: bytes
+    ) -> int | None:
+        self.catch_up(key_id, [(number, data) for number, data in pending if number < batch])
+        detector, _ = self._state[key_id]
         self._observe(detector, payload)
         self._state[key_id] = (detector, batch)
         return detector.flagged_after
