@@ -219,6 +219,12 @@ def test_keys_are_checked_before_any_query(
     monkeypatch.setenv("MS_ATTACKER", f"{service.attacker},{service.attacker}")
     with pytest.raises(ConfigError, match="same attacker key more than once"):
         run_audit(config)
+    other_decimals = load_config(remote(service, decimals=2))
+    monkeypatch.setenv("MS_ATTACKER", service.attacker)
+    with pytest.raises(
+        ConfigError, match="answers rounded with decimals=1, but this run's --decimals is 2"
+    ):
+        run_audit(other_decimals)
     too_big = load_config(remote(service, query_batch_size=2000))
     monkeypatch.setenv("MS_ATTACKER", service.attacker)
     with pytest.raises(ConfigError, match="--query-batch 2000 exceeds the service's max_batch"):

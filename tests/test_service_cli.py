@@ -21,7 +21,7 @@ def test_keys_add_prints_a_key_once_and_stores_its_hash(tmp_path: Path) -> None:
         app, ["keys", "add", "alice", "--budget", "500", "--rate", "2", "--db", url]
     )
     assert result.exit_code == 0, result.output
-    key = result.output.strip()
+    key = result.stdout.strip()
     assert len(key) >= 32
     with open_store(url) as store:
         info = store.authenticate(key)
@@ -30,6 +30,10 @@ def test_keys_add_prints_a_key_once_and_stores_its_hash(tmp_path: Path) -> None:
         assert store.authenticate(key + "x") is None
     for path in tmp_path.iterdir():
         assert key.encode() not in path.read_bytes()
+    assert "a new one was created" in result.stderr  # (the key alone is on stdout)
+    assert result.stdout.strip() == key
+    second = runner.invoke(app, ["keys", "add", "bob", "--budget", "5", "--db", url])
+    assert "new one" not in second.stderr
     again = runner.invoke(app, ["keys", "add", "alice", "--budget", "5", "--db", url])
     assert again.exit_code != 0
     assert "alice" in again.output

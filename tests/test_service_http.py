@@ -460,9 +460,13 @@ def test_info_health_and_openapi(server: Server) -> None:
         "n_features",
         "max_batch",
         "trained_on",
+        "policy",
         "detect",
+        "detect_refuse",
     }
     assert info["detect"] == "none"
+    assert info["detect_refuse"] is False
+    assert info["policy"] == {"output": "probabilities"}
     assert info["trained_on"] == {
         "dataset": "german_credit",
         "split": {"target_train": 500},

@@ -37,6 +37,10 @@ console = Console(stderr=True)
 BAD_INT_LIST = "{option} must be comma-separated whole numbers, got {value!r}."
 BAD_FLOAT_LIST = "{option} must be comma-separated numbers, got {value!r}."
 PARTIAL_KEPT = "Results of the finished budgets ({budgets}) are kept in {out}."
+NEW_STORE = (
+    "Note: there was no store at {path}; a new one was created. A service uses it only when "
+    "started with --db {db} (by default it uses service.db beside the target)."
+)
 BAD_KEY_VALUE = "{option} must be key=value, got {value!r}."
 BAD_SPLIT = "--split needs three sizes (target-train, pool, evaluation), got {value!r}."
 SEEDS_AND_REPEATS = "Give --seeds or --repeats, not both."
@@ -1019,11 +1023,15 @@ def keys_add(
     """Create an API key and print it (only now: the store keeps its hash)."""
     from multisteal.service.store import open_store
 
+    path = Path(db[len("sqlite:///") :].partition("?")[0]) if db.startswith("sqlite:///") else None
+    new = path is not None and not path.exists()
     try:
         with open_store(db) as store:
             key = store.add_key(name, budget, rate, auditor=auditor)
     except MultistealError as exc:
         raise _fail(str(exc)) from None
+    if new:  # (on stderr: stdout holds only the key, for $(multisteal keys add ...))
+        typer.echo(NEW_STORE.format(path=path, db=db), err=True)
     typer.echo(key)
 
 

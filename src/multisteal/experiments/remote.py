@@ -86,6 +86,10 @@ OUTPUT_MISMATCH = (
     "The service at {url} answers {mode}, but this run's output is {here!r}: set --output "
     "{mode} (the service decides what it reveals)."
 )
+POLICY_MISMATCH = (
+    "The service at {url} answers {output} with {name}={value}, but this run's {option} is "
+    "{here}: set {option} {value} (the service decides what it reveals)."
+)
 SHORT_BUDGET = (
     "The {role}'s key has {remaining} rows of budget left, but this audit needs {needed} "
     "({detail}). Add a key with a larger budget (multisteal keys add) or lower the audit's needs "
@@ -208,6 +212,23 @@ class RemoteTarget:
         mode = str(self.info.get("output"))
         if config.answer_mode != mode:
             raise ConfigError(OUTPUT_MISMATCH.format(url=self.url, mode=mode, here=config.output))
+        policy = dict(self.info.get("policy") or {})
+        if policy.get("output") == config.output:
+            for name, option, ours in (
+                ("k", "--top-k", config.top_k),
+                ("decimals", "--decimals", config.decimals),
+            ):
+                if name in policy and policy[name] != ours:
+                    raise ConfigError(
+                        POLICY_MISMATCH.format(
+                            url=self.url,
+                            output=config.output,
+                            name=name,
+                            value=policy[name],
+                            option=option,
+                            here=ours,
+                        )
+                    )
         return {"target_url": self.url, "seed": trained.get("seed"), "detect": self.detect}
 
     @property

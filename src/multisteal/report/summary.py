@@ -77,6 +77,11 @@ def _signed_interval(values: pd.Series) -> str:
 
 
 def _count_interval(values: pd.Series) -> str:
+    """A count over seeds: a whole number when the seeds agree on one, else the mean and its
+    interval to one decimal."""
+    finite = values.dropna().to_numpy(dtype=float)
+    if finite.size and np.all(finite == finite[0]) and float(finite[0]).is_integer():
+        return f"{int(finite[0]):,}"
     return format_interval(seed_interval(values.to_numpy()), digits=1, lower=0.0)
 
 

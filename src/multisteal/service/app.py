@@ -191,7 +191,9 @@ class InfoResponse(BaseModel):
     n_features: int
     max_batch: int
     trained_on: dict[str, Any]
+    policy: dict[str, Any]
     detect: str
+    detect_refuse: bool
     budget: dict[str, int] | None = None
     flagged_after: int | None = None
     auditor: bool | None = None
@@ -329,8 +331,19 @@ class _Service:
             "n_features": self.n_features,
             "max_batch": self.max_batch,
             "trained_on": dict(self.trained_on),
+            "policy": self.policy(),
             "detect": self.detect,
+            "detect_refuse": self.detect_refuse,
         }
+
+    def policy(self) -> dict[str, Any]:
+        """The output policy and its parameter (what every answer shows anyway)."""
+        out: dict[str, Any] = {"output": self.output}
+        if self.output == "top-k":
+            out["k"] = self.k
+        if self.output == "rounded":
+            out["decimals"] = self.decimals
+        return out
 
     # -- the steps of a request ------------------------------------------------------------
 
