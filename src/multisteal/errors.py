@@ -8,6 +8,7 @@ them, so tests compare them exactly.
 from __future__ import annotations
 
 __all__ = [
+    "AuthenticationError",
     "BudgetExceededError",
     "ConfigError",
     "DataError",
@@ -45,6 +46,10 @@ class BudgetExceededError(MultistealError):
 
 class QueryRefusedError(MultistealError):
     """The query API refuses to answer any more (a detector flagged the query stream)."""
+
+
+class AuthenticationError(MultistealError):
+    """A prediction service refused the API key (unknown, or not allowed what it asked)."""
 
 
 class ConfigError(MultistealError, ValueError):

@@ -90,15 +90,19 @@ def test_convergence_curves_match_subsets() -> None:
     fairness = rng.normal(size=M)
     fairness[[3, 17, 40]] = np.nan  # a member too small a cell could carry: left out
     fractions = (0.125, 0.25, 0.5, 1.0)
-    acc = StreamingMultiplicity(
-        labels=y,
-        references={"target": t, "surrogate": s},
-        n_classes=C,
-        capacity="reference",
-        n_orders=4,
-        fractions=fractions,
-        rng=np.random.default_rng(2),
-    )
+
+    def accumulator() -> StreamingMultiplicity:
+        return StreamingMultiplicity(
+            labels=y,
+            references={"target": t, "surrogate": s},
+            n_classes=C,
+            capacity="reference",
+            n_orders=4,
+            fractions=fractions,
+            rng=np.random.default_rng(2),
+        )
+
+    acc = accumulator()
     for part, values in zip(np.array_split(P, 4), np.array_split(fairness, 4), strict=True):
         acc.update(part, member_values={"dp": values})
     curves = acc.convergence()
@@ -107,15 +111,7 @@ def test_convergence_curves_match_subsets() -> None:
     drawn[0][:, 0] = 0.0
     key = np.concatenate(drawn, axis=1)
     # Keys do not depend on the chunking: one chunk gives the same curves.
-    one = StreamingMultiplicity(
-        labels=y,
-        references={"target": t, "surrogate": s},
-        n_classes=C,
-        capacity="reference",
-        n_orders=4,
-        fractions=fractions,
-        rng=np.random.default_rng(2),
-    )
+    one = accumulator()
     one.update(P, member_values={"dp": fairness})
     pd.testing.assert_frame_equal(one.convergence(), curves, atol=1e-12)
     for o in range(4):

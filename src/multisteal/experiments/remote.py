@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from multisteal.errors import ConfigError, MultistealError
+from multisteal.errors import AuthenticationError, ConfigError, MultistealError
 from multisteal.experiments.config import AuditConfig
 from multisteal.experiments.data import PreparedData
 from multisteal.service.client import HTTPQueryAPI
@@ -109,9 +109,7 @@ def _client(url: str, key: str, role: str, env: str | None) -> HTTPQueryAPI:
     """An HTTP client for one key; a refused key is named by its role and variable."""
     try:
         return HTTPQueryAPI(url, key)
-    except MultistealError as exc:
-        if "refused the API key" not in str(exc):
-            raise
+    except AuthenticationError as exc:
         raise ConfigError(BAD_KEY.format(role=role, env=env, problem=exc)) from None
 
 

@@ -20,6 +20,7 @@ import pandas as pd
 
 from multisteal.data.inputs import InputSpec, TabularSpec, n_inputs, spec_from_dict, take_inputs
 from multisteal.errors import (
+    AuthenticationError,
     BudgetExceededError,
     InvalidInputError,
     MultistealError,
@@ -269,7 +270,7 @@ class HTTPQueryAPI:
             self._update(detail.get("budget_remaining"))
             flagged = detail.get("refused") == "flagged"
             if detail.get("refused") == "view":
-                raise MultistealError(
+                raise AuthenticationError(
                     UNAUTHORISED.format(url=self.url, detail=detail.get("detail"))
                 )
             self._log.append(
@@ -354,7 +355,7 @@ class HTTPQueryAPI:
             return response
         detail = self._detail(response)
         if status == 401:
-            raise MultistealError(UNAUTHORISED.format(url=self.url, detail=detail))
+            raise AuthenticationError(UNAUTHORISED.format(url=self.url, detail=detail))
         if status == 422:
             raise InvalidInputError(INVALID.format(url=self.url, detail=detail))
         if status == 413:
